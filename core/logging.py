@@ -1,0 +1,49 @@
+"""structlog JSON logs to stdout. Standard-library records (Temporal's `workflow.logger`, uvicorn) render the same way."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_shared: list[structlog.types.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def _temporal_extra(_: object, __: str, event: dict) -> dict:
+    """Lift the workflow/activity info Temporal's loggers attach to records into top-level keys."""
+    record = event.get("_record")
+    if record is not None:
+        for key in ("temporal_workflow", "temporal_activity"):
+            info = getattr(record, key, None)
+            if isinstance(info, dict):
+                for name in ("workflow_id", "run_id", "workflow_type", "activity_type", "activity_id", "attempt"):
+                    if name in info:
+                        event.setdefault(name if name != "activity_type" else "activity", info[name])
+    return event
+
+
+def configure_logging(level: str = "INFO") -> None:
+    structlog.configure(
+        processors=[*_shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared, _temporal_extra],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

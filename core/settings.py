@@ -1,0 +1,92 @@
+"""The one settings object. Everything configurable comes from the environment here and nowhere else."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development keys. `Settings.check()` refuses them when QIHUANG_ENV=production.
+_DEV_PII_KEY = "00112233445566778899aabbccddeeff"
+_DEV_INDEX_KEY = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+_DEV_NOTIFY_SECRET = "sandbox-notify-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QIHUANG_", extra="ignore")
+
+    env: str = "development"
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/qihuang",
+        validation_alias="DATABASE_URL",
+    )
+    temporal_address: str = Field(default="127.0.0.1:7233", validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    task_queue: str = "qihuang"
+    # Activities that call slow outside systems run on their own queue so they never starve booking or payment.
+    integration_task_queue: str = "qihuang-integrations"
+    max_concurrent_activities: int = 50
+
+    # SM4 key (hex, 16 bytes) for PII at rest and HMAC-SM3 key (hex) for blind indexes.
+    pii_key: str = _DEV_PII_KEY
+    blind_index_key: str = _DEV_INDEX_KEY
+    # Shared secret the sandbox payment channel and courier sign their callbacks with.
+    sandbox_notify_secret: str = _DEV_NOTIFY_SECRET
+
+    token_ttl_seconds: int = 8 * 3600
+
+    # Business windows, in seconds. Hospitals configure these; dev shortens them so the demo can show them.
+    registration_pay_window_s: int = 15 * 60
+    prescription_pay_window_s: int = 24 * 3600
+    doctor_accept_window_s: int = 30 * 60
+    review_sla_s: int = 30 * 60
+    delivery_sla_s: int = 72 * 3600
+    revisit_window_days: int = 180
+    revisit_eligibility_days: int = 90
+    pickup_code_attempts: int = 5
+
+    # Adapter choice per protocol: the name of an implementation registered under the `qihuang.adapters` entry points.
+    adapter_his: str = "sandbox"
+    adapter_payment: str = "sandbox"
+    adapter_pharmacy: str = "sandbox"
+    adapter_courier: str = "sandbox"
+    adapter_notifier: str = "sandbox"
+    adapter_realname: str = "sandbox"
+    # Sandbox behaviour: added latency and the share of calls that fail with a retryable error.
+    sandbox_latency_ms: int = 0
+    sandbox_failure_rate: float = 0.0
+
+    log_level: str = "INFO"
+    api_base_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def check(self) -> None:
+        """Refuse to run production with the development keys and secrets."""
+        if not self.is_production:
+            return
+        dev_values = {
+            "QIHUANG_PII_KEY": (self.pii_key, _DEV_PII_KEY),
+            "QIHUANG_BLIND_INDEX_KEY": (self.blind_index_key, _DEV_INDEX_KEY),
+            "QIHUANG_SANDBOX_NOTIFY_SECRET": (self.sandbox_notify_secret, _DEV_NOTIFY_SECRET),
+        }
+        unset = [name for name, (value, dev) in dev_values.items() if value == dev]
+        if unset:
+            raise RuntimeError(f"production needs its own {', '.join(unset)}")
+
+    @property
+    def async_database_url(self) -> str:
+        """SQLAlchemy URL for asyncpg."""
+        url = self.database_url
+        for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

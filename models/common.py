@@ -1,0 +1,27 @@
+"""Enums and small value types used across flows."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+# Money is integer fen (分), never float.
+Fen = Annotated[int, Field(ge=0, description="amount in fen (分), CNY")]
+
+
+class Role(StrEnum):
+    PATIENT = "patient"
+    DOCTOR = "doctor"
+    PHARMACIST = "pharmacist"
+    ADMIN = "admin"
+    FINANCE = "finance"
+
+
+class Channel(StrEnum):
+    """Notification channels."""
+
+    APP = "app"
+    SMS = "sms"
+    WECHAT = "wechat"

@@ -1,0 +1,170 @@
+"""Prescriptions, the rule pre-review and pharmacist review (8.2.6, 8.3.1–8.3.3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from models.common import Fen
+
+
+class Severity(StrEnum):
+    """Ordered from least to most severe; a verdict is the most severe finding."""
+
+    INFO = "info"
+    WARN = "warn"
+    SIGN_AGAIN = "sign_again"
+    BLOCK = "block"
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    SIGN_AGAIN = "sign_again"
+    BLOCK = "block"
+
+
+class RxItem(BaseModel):
+    herb: str = Field(min_length=1, max_length=40, description="饮片名称")
+    dose_g: float = Field(gt=0, le=1000, description="每剂用量（克）")
+    decoction: str | None = Field(default=None, max_length=20, description="煎法：先煎/后下/包煎/另煎/烊化/冲服")
+
+
+class PatientFacts(BaseModel):
+    age_years: float = Field(ge=0, le=150)
+    sex: str = Field(pattern="^(male|female|unknown)$")
+    pregnant: bool = False
+    allergies: list[str] = []
+
+
+class Finding(BaseModel):
+    code: str
+    severity: Severity
+    herbs: list[str]
+    message: str
+    source: str = ""
+
+
+class CheckResult(BaseModel):
+    verdict: Verdict
+    findings: list[Finding]
+
+
+class CheckRequest(BaseModel):
+    patient: PatientFacts
+    items: list[RxItem] = Field(min_length=1, max_length=60)
+    doses: int = Field(ge=1, le=90, description="剂数")
+    days: int | None = Field(default=None, ge=1, le=90)
+    online: bool = True
+
+
+class PrescriptionDraft(BaseModel):
+    """What the doctor writes: the items, how many 剂 and how to take them."""
+
+    diagnosis: str = Field(min_length=1, max_length=200)
+    items: list[RxItem] = Field(min_length=1, max_length=60)
+    doses: int = Field(ge=1, le=90)
+    usage: str = Field(default="水煎服，每日一剂，早晚分服", max_length=500)
+    days: int | None = Field(default=None, ge=1, le=90)
+
+
+class RxStage(StrEnum):
+    DRAFT = "draft"
+    AWAITING_REVIEW = "awaiting_review"
+    RETURNED = "returned"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    AWAITING_PAYMENT = "awaiting_payment"
+    FULFILLING = "fulfilling"
+    COMPLETED = "completed"
+    VOID = "void"
+
+
+class PickupMethod(StrEnum):
+    HOSPITAL = "hospital"
+    DELIVERY = "delivery"
+
+
+class PrescriptionInput(BaseModel):
+    prescription_id: str
+    visit_id: str
+    patient_id: str
+    doctor_id: str
+    draft: PrescriptionDraft
+    channel: str
+    review_sla_s: int
+    pay_window_s: int
+    delivery_sla_s: int
+
+
+class RxCheckRequest(BaseModel):
+    """Activity input: the engine gets the patient facts from the record, not from the caller."""
+
+    prescription_id: str
+    patient_id: str
+    draft: PrescriptionDraft
+
+
+class PricedPrescription(BaseModel):
+    total_fen: Fen
+    lines: list[PricedLine]
+
+
+class PricedLine(BaseModel):
+    herb: str
+    grams_total: float
+    amount_fen: Fen
+
+
+class SignPrescription(BaseModel):
+    doctor_id: str
+    # Needed when a finding asks for a second signature (超量/十八反…): the written reason.
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RevisePrescription(BaseModel):
+    doctor_id: str
+    draft: PrescriptionDraft
+
+
+class ReviewPrescription(BaseModel):
+    pharmacist_id: str
+    approve: bool
+    reason: str = Field(default="", max_length=500)
+
+
+class ConfirmPrescription(BaseModel):
+    patient_id: str
+    pickup: PickupMethod
+    # Delivery address and recipient; required for home delivery. Stored encrypted, never kept in workflow state.
+    address: str | None = Field(default=None, max_length=300)
+    recipient: str | None = Field(default=None, max_length=50)
+    phone: str | None = Field(default=None, pattern=r"^1\d{10}$")
+
+
+class SignatureRecord(BaseModel):
+    signer_id: str
+    digest: str
+    signed_at: datetime
+    reason: str | None = None
+
+
+class PrescriptionState(BaseModel):
+    prescription_id: str
+    visit_id: str
+    stage: RxStage
+    check: CheckResult | None = None
+    doctor_signatures: list[SignatureRecord] = []
+    pharmacist_signature: SignatureRecord | None = None
+    review_reason: str | None = None
+    total_fen: Fen | None = None
+    pickup: PickupMethod | None = None
+    bill_id: str | None = None
+    pay_deadline: datetime | None = None
+    pay_url: str | None = None
+    void_reason: str | None = None
+    revision: int = 0
+
+
+PricedPrescription.model_rebuild()

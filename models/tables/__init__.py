@@ -1,0 +1,41 @@
+"""SQLModel tables. Never imported by workflows.
+
+Importing this package registers every table on `SQLModel.metadata` (Alembic reads it from here).
+"""
+
+from models.tables.billing import Bill, Refund
+from models.tables.catalogue import Department, Disease, Herb
+from models.tables.clinical import MedicalRecord, Prescription, Visit
+from models.tables.fulfilment import Fulfilment
+from models.tables.identity import AccessToken, Consent, Doctor, Patient, Pharmacist, User
+from models.tables.platform import IdempotencyRecord, Notification
+from models.tables.revisit import RevisitEligibility
+from models.tables.sandbox import SandboxCall, SandboxHisDiagnosis, SandboxPayOrder, SandboxRefund, SandboxShipment
+from models.tables.scheduling import Slot
+
+__all__ = [
+    "AccessToken",
+    "Bill",
+    "Consent",
+    "Department",
+    "Disease",
+    "Doctor",
+    "Fulfilment",
+    "Herb",
+    "IdempotencyRecord",
+    "MedicalRecord",
+    "Notification",
+    "Patient",
+    "Pharmacist",
+    "Prescription",
+    "Refund",
+    "RevisitEligibility",
+    "SandboxCall",
+    "SandboxHisDiagnosis",
+    "SandboxPayOrder",
+    "SandboxRefund",
+    "SandboxShipment",
+    "Slot",
+    "User",
+    "Visit",
+]

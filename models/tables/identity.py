@@ -1,0 +1,89 @@
+"""Accounts, tokens, patients and staff."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+from models.tables._types import Timestamp
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=40)
+    username: str = Field(unique=True, max_length=64)
+    password_hash: str
+    role: str = Field(max_length=16, index=True)
+    display_name: str = Field(max_length=64)
+    disabled: bool = False
+    created_at: datetime = Timestamp(default_now=True)
+
+
+class AccessToken(SQLModel, table=True):
+    """Opaque bearer tokens, stored as their SM3 digest only."""
+
+    __tablename__ = "access_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True)
+    created_at: datetime = Timestamp(default_now=True)
+    expires_at: datetime = Timestamp()
+    revoked_at: datetime | None = Timestamp(nullable=True)
+
+
+class Patient(SQLModel, table=True):
+    """PII columns hold SM4-GCM ciphertext (`*_enc`); `*_index` columns hold HMAC-SM3 blind indexes."""
+
+    __tablename__ = "patients"
+
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", unique=True)
+    name_enc: str | None = None
+    id_card_enc: str | None = None
+    id_card_index: str | None = Field(default=None, index=True, max_length=64)
+    phone_enc: str | None = None
+    phone_index: str | None = Field(default=None, index=True, max_length=64)
+    address_enc: str | None = None
+    sex: str | None = Field(default=None, max_length=8)
+    birth_date: date | None = None
+    identity_submission: str | None = Field(default=None, max_length=64)
+    verified_at: datetime | None = Timestamp(nullable=True)
+    verify_failure: str | None = None
+    created_at: datetime = Timestamp(default_now=True)
+
+
+class Consent(SQLModel, table=True):
+    """A patient's acceptance of a versioned agreement (知情同意书, 隐私协议)."""
+
+    __tablename__ = "consents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(foreign_key="patients.id", index=True)
+    document: str = Field(max_length=32)
+    version: str = Field(max_length=16)
+    accepted_at: datetime = Timestamp(default_now=True)
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+class Doctor(SQLModel, table=True):
+    __tablename__ = "doctors"
+
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", unique=True)
+    name: str = Field(max_length=32)
+    title: str = Field(max_length=32)
+    department_id: str = Field(foreign_key="departments.id", index=True)
+    specialties: str = ""
+    introduction: str = ""
+    his_code: str = Field(max_length=32)
+
+
+class Pharmacist(SQLModel, table=True):
+    __tablename__ = "pharmacists"
+
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", unique=True)
+    name: str = Field(max_length=32)
+    licence_no: str = Field(max_length=32)

@@ -1,0 +1,107 @@
+"""The online follow-up visit (挂号 → 接诊 → 复诊), 8.1.3 and 8.2."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from models.common import Fen
+from models.prescription import PrescriptionDraft
+
+
+class VisitStage(StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
+    WAITING_DOCTOR = "waiting_doctor"
+    IN_CONSULT = "in_consult"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    ABORTED = "aborted"
+
+
+class VisitInput(BaseModel):
+    visit_id: str
+    patient_id: str
+    doctor_id: str
+    slot_id: str
+    disease_code: str
+    fee_fen: Fen
+    starts_at: datetime
+    ends_at: datetime
+    channel: str
+    pay_window_s: int
+    accept_window_s: int
+    review_sla_s: int
+    rx_pay_window_s: int
+    delivery_sla_s: int
+
+
+class BookingRequest(BaseModel):
+    """The update that Update-with-Start sends with the booking: who is booking, for the validator."""
+
+    patient_id: str
+
+
+class VisitState(BaseModel):
+    visit_id: str
+    stage: VisitStage
+    patient_id: str
+    doctor_id: str
+    slot_id: str
+    fee_fen: Fen
+    bill_id: str | None = None
+    pay_deadline: datetime | None = None
+    pay_url: str | None = None
+    his_registration_no: str | None = None
+    queue_no: int | None = None
+    abort_reason: str | None = None
+    refund_id: str | None = None
+    record_written: bool = False
+    prescription_ids: list[str] = []
+
+
+class CancelVisit(BaseModel):
+    patient_id: str
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AcceptVisit(BaseModel):
+    doctor_id: str
+
+
+class AbortVisit(BaseModel):
+    doctor_id: str
+    reason: str = Field(min_length=1, max_length=500)
+    advice: str = Field(default="", max_length=2000)
+
+
+class TcmRecord(BaseModel):
+    """The TCM medical record (中医病历), structured after 《中医病历书写基本规范》."""
+
+    chief_complaint: str = Field(min_length=1, max_length=500, description="主诉")
+    present_illness: str = Field(min_length=1, max_length=4000, description="现病史")
+    past_history: str = Field(default="", max_length=4000, description="既往史")
+    allergy_history: str = Field(default="", max_length=1000, description="过敏史")
+    tongue: str = Field(min_length=1, max_length=500, description="舌象")
+    pulse: str = Field(min_length=1, max_length=500, description="脉象")
+    tcm_disease: str = Field(min_length=1, max_length=200, description="中医诊断·病名")
+    tcm_syndrome: str = Field(min_length=1, max_length=200, description="中医诊断·证候")
+    western_diagnosis: str = Field(default="", max_length=200, description="西医诊断 (ICD-10)")
+    treatment_principle: str = Field(min_length=1, max_length=500, description="治法")
+    orders: str = Field(default="", max_length=2000, description="医嘱")
+
+
+class WriteRecord(BaseModel):
+    doctor_id: str
+    record: TcmRecord
+
+
+class Prescribe(BaseModel):
+    doctor_id: str
+    prescription_id: str
+    draft: PrescriptionDraft
+
+
+class FinishVisit(BaseModel):
+    doctor_id: str
