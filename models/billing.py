@@ -79,6 +79,8 @@ class RefundStatus(StrEnum):
 class RefundInput(BaseModel):
     refund_id: str
     bill_id: str
+    patient_id: str
+    channel: str
     amount_fen: Fen
     reason: str
     requested_by: str

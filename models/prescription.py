@@ -52,6 +52,22 @@ class CheckResult(BaseModel):
     findings: list[Finding]
 
 
+_VERDICT_OF = {
+    Severity.INFO: Verdict.PASS,
+    Severity.WARN: Verdict.WARN,
+    Severity.SIGN_AGAIN: Verdict.SIGN_AGAIN,
+    Severity.BLOCK: Verdict.BLOCK,
+}
+_RANK = list(Severity)
+
+
+def verdict_for(findings: list[Finding]) -> Verdict:
+    """The most severe finding decides; informational findings alone pass."""
+    if not findings:
+        return Verdict.PASS
+    return _VERDICT_OF[max((f.severity for f in findings), key=_RANK.index)]
+
+
 class CheckRequest(BaseModel):
     patient: PatientFacts
     items: list[RxItem] = Field(min_length=1, max_length=60)
@@ -68,6 +84,9 @@ class PrescriptionDraft(BaseModel):
     doses: int = Field(ge=1, le=90)
     usage: str = Field(default="水煎服，每日一剂，早晚分服", max_length=500)
     days: int | None = Field(default=None, ge=1, le=90)
+    # Facts the doctor confirms on the prescription form; age and sex come from the patient's identity.
+    pregnant: bool = False
+    allergies: list[str] = Field(default=[], max_length=50)
 
 
 class RxStage(StrEnum):
@@ -141,6 +160,17 @@ class ConfirmPrescription(BaseModel):
     address: str | None = Field(default=None, max_length=300)
     recipient: str | None = Field(default=None, max_length=50)
     phone: str | None = Field(default=None, pattern=r"^1\d{10}$")
+
+
+class SignRequest(BaseModel):
+    """Activity input: sign the prescription as it stands at `revision`."""
+
+    prescription_id: str
+    revision: int
+    patient_id: str
+    draft: PrescriptionDraft
+    signer_id: str
+    reason: str | None = None
 
 
 class SignatureRecord(BaseModel):

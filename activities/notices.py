@@ -1,0 +1,99 @@
+"""Notices: a row in the user's in-app inbox plus a message through the notifier (SMS/push), each exactly once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.adapters.notifier import Notifier
+from core.crypto.sm import FieldCipher
+from models.notify import Notice
+from models.tables import Doctor, Notification, Patient, Pharmacist, User
+
+# zh-CN texts per template. Params fill the `{name}` fields.
+TEMPLATES: dict[str, tuple[str, str]] = {
+    "bill_opened": ("待支付订单", "您有一笔{what}待支付，金额{amount}元，请在{deadline}前完成支付。"),
+    "bill_paid": ("支付成功", "{what}已支付成功，金额{amount}元。详情见订单 {bill_id}。"),
+    "bill_closed": ("订单已关闭", "{what}超时未支付，订单已自动关闭。"),
+    "refund_started": ("退款处理中", "您的退款{amount}元已提交，原路退回，预计{eta}到账。"),
+    "refund_done": ("退款成功", "您的退款{amount}元已原路退回。"),
+    "visit_booked": ("预约成功", "您已预约{doctor}医生 {time} 的在线复诊，挂号序号 {queue_no}。"),
+    "visit_assigned": ("新的复诊订单", "患者已挂号您 {time} 的在线复诊，请及时接诊。"),
+    "visit_reminder": ("复诊即将开始", "您预约的在线复诊将于 {time} 开始，请准时进入诊室。"),
+    "visit_accepted": ("医生已接诊", "医生已接诊，请进入诊室与医生交流。"),
+    "visit_aborted": ("复诊已中止", "医生中止了本次复诊：{reason}。{advice}挂号费将原路退回。"),
+    "visit_cancelled": ("预约已取消", "您的预约已取消：{reason}。"),
+    "rx_to_review": ("待审处方", "有新的处方 {prescription_id} 等待审核。"),
+    "rx_review_overdue": ("审方超时", "处方 {prescription_id} 已超过审方时限仍未审核。"),
+    "rx_returned": ("处方被退回", "处方 {prescription_id} 被药师退回：{reason}。请修改后重新提交。"),
+    "rx_approved": ("处方已审核", "您的处方已通过药师审核，请确认取药方式并支付。"),
+    "rx_paid": ("用药提醒", "处方已支付。用法：{usage}。如有不适请及时联系医生。"),
+    "rx_void": ("处方已作废", "处方 {prescription_id} 已作废：{reason}。"),
+    "pickup_code": ("提货码", "您的处方药品提货码为 {code}，签收时请出示，请勿告知他人。"),
+    "shipped": ("药品已发货", "您的药品已发出，运单号 {waybill_no}。"),
+    "delivered": ("药品已送达", "您的药品已送达，请凭提货码签收。"),
+    "signed": ("签收完成", "处方 {prescription_id} 的药品已签收。"),
+    "identity_verified": ("实名认证通过", "您的实名认证已通过。"),
+    "identity_rejected": ("实名认证未通过", "实名认证未通过：{reason}。"),
+}
+
+
+def render(template: str, params: dict[str, str]) -> tuple[str, str]:
+    title, body = TEMPLATES[template]
+    return title, body.format_map(_Defaulting(params))
+
+
+class _Defaulting(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class NoticeActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], cipher: FieldCipher, notifier: Notifier) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._notifier = notifier
+
+    async def _recipients(self, session: AsyncSession, user_ref: str) -> list[tuple[str, str | None]]:
+        """(user id, phone) for `patient:<id>`, `doctor:<id>`, `pharmacist:<id>` or `role:<role>`."""
+        kind, _, ref = user_ref.partition(":")
+        if kind == "patient":
+            row = (await session.execute(select(Patient.user_id, Patient.phone_enc).where(Patient.id == ref))).first()
+            return [(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
+        if kind in ("doctor", "pharmacist"):
+            table = Doctor if kind == "doctor" else Pharmacist
+            user_id = (await session.execute(select(table.user_id).where(table.id == ref))).scalar()
+            return [(user_id, None)] if user_id else []
+        if kind == "role":
+            users = (await session.execute(select(User.id).where(User.role == ref, User.disabled.is_(False)))).scalars()
+            return [(user_id, None) for user_id in users]
+        raise ValueError(f"unknown recipient {user_ref!r}")
+
+    @activity.defn
+    async def send_notice(self, notice: Notice) -> int:
+        """Write the inbox rows and send each message once; returns how many recipients were reached."""
+        title, body = render(notice.template, notice.params)
+        async with self._sessions() as session:
+            recipients = await self._recipients(session, notice.user_ref)
+            for user_id, _ in recipients:
+                await session.execute(
+                    insert(Notification)
+                    .values(
+                        key=f"{notice.key}:{user_id}",
+                        user_id=user_id,
+                        template=notice.template,
+                        title=title,
+                        body=body,
+                        params=notice.params,
+                    )
+                    .on_conflict_do_nothing(index_elements=["key"])
+                )
+            await session.commit()
+        for user_id, phone in recipients:
+            # The notifier dedupes on the key, so a retry after a partial send does not text anyone twice.
+            await self._notifier.send(
+                idempotency_key=f"{notice.key}:{user_id}", phone=phone, user_id=user_id, title=title, body=body
+            )
+        return len(recipients)

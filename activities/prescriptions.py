@@ -1,0 +1,155 @@
+"""Prescription steps: rule pre-review with stock, pricing, signatures, the read model, delivery details."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities import identity_facts
+from activities.adapters.pharmacy import Pharmacy
+from activities.errors import business_error
+from activities.rules.engine import RuleEngine
+from activities.visits import load_identity
+from core.crypto.sm import FieldCipher, sm3_hex
+from models.prescription import (
+    CheckRequest,
+    CheckResult,
+    ConfirmPrescription,
+    Finding,
+    PatientFacts,
+    PrescriptionDraft,
+    PrescriptionInput,
+    PrescriptionState,
+    PricedLine,
+    PricedPrescription,
+    RxCheckRequest,
+    Severity,
+    SignatureRecord,
+    SignRequest,
+    verdict_for,
+)
+from models.tables import Herb, Prescription
+
+
+def canonical_json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+class PrescriptionActivities:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: FieldCipher,
+        pharmacy: Pharmacy,
+        engine: RuleEngine,
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._pharmacy = pharmacy
+        self._engine = engine
+
+    @activity.defn
+    async def check_prescription(self, request: RxCheckRequest) -> CheckResult:
+        """The rule pre-review (前置审方) plus a stock check at the pharmacy; short stock blocks issuing (8.2.6.4)."""
+        async with self._sessions() as session:
+            identity = await load_identity(session, self._cipher, request.patient_id)
+        draft = request.draft
+        facts = PatientFacts(
+            age_years=identity_facts.age_years(identity.id_card_no, date.today()),
+            sex=identity_facts.sex(identity.id_card_no),
+            pregnant=draft.pregnant,
+            allergies=draft.allergies,
+        )
+        result = self._engine.check(
+            CheckRequest(patient=facts, items=draft.items, doses=draft.doses, days=draft.days, online=True)
+        )
+        shortages = await self._pharmacy.check_stock(items=draft.items, doses=draft.doses)
+        findings = list(result.findings) + [
+            Finding(
+                code="STOCK_SHORT",
+                severity=Severity.BLOCK,
+                herbs=[short.herb],
+                message=f"{short.herb}库存不足：需要{short.needed_g:g}克，现有{short.available_g:g}克",
+                source="药房库存",
+            )
+            for short in shortages
+        ]
+        return CheckResult(verdict=verdict_for(findings), findings=findings)
+
+    @activity.defn
+    async def price_prescription(self, draft: PrescriptionDraft) -> PricedPrescription:
+        names = {item.herb for item in draft.items}
+        async with self._sessions() as session:
+            prices = dict(
+                (await session.execute(select(Herb.name, Herb.price_fen_per_100g).where(Herb.name.in_(names)))).all()
+            )
+        lines = []
+        for item in draft.items:
+            if item.herb not in prices:
+                raise business_error("HERB_NOT_IN_CATALOGUE", f"药房目录中没有{item.herb}")
+            grams = Decimal(str(item.dose_g)) * draft.doses
+            amount = (grams * prices[item.herb] / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+            lines.append(PricedLine(herb=item.herb, grams_total=float(grams), amount_fen=int(amount)))
+        return PricedPrescription(total_fen=sum(line.amount_fen for line in lines), lines=lines)
+
+    @activity.defn
+    async def sign_prescription(self, request: SignRequest) -> SignatureRecord:
+        """SM3 digest of the canonical prescription as it stands, bound to the signer and the time of signing."""
+        signed_at = datetime.now(UTC)
+        payload = {**request.model_dump(mode="json"), "signed_at": signed_at.isoformat()}
+        return SignatureRecord(
+            signer_id=request.signer_id,
+            digest=sm3_hex(canonical_json(payload)),
+            signed_at=signed_at,
+            reason=request.reason,
+        )
+
+    @activity.defn
+    async def record_prescription(
+        self, prescription: PrescriptionInput, state: PrescriptionState, draft: PrescriptionDraft
+    ) -> None:
+        values = {
+            "stage": state.stage.value,
+            "revision": state.revision,
+            "draft": draft.model_dump(mode="json"),
+            "verdict": state.check.verdict.value if state.check else None,
+            "findings": [f.model_dump(mode="json") for f in state.check.findings] if state.check else [],
+            "signatures": [s.model_dump(mode="json") for s in state.doctor_signatures]
+            + ([state.pharmacist_signature.model_dump(mode="json")] if state.pharmacist_signature else []),
+            "total_fen": state.total_fen,
+            "pickup": state.pickup.value if state.pickup else None,
+            "bill_id": state.bill_id,
+            "reviewed_by": state.pharmacist_signature.signer_id if state.pharmacist_signature else None,
+            "review_reason": state.review_reason,
+            "updated_at": datetime.now(UTC),
+        }
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(Prescription)
+                .values(
+                    id=prescription.prescription_id,
+                    visit_id=prescription.visit_id,
+                    patient_id=prescription.patient_id,
+                    doctor_id=prescription.doctor_id,
+                    **values,
+                )
+                .on_conflict_do_update(index_elements=["id"], set_=values)
+            )
+
+    @activity.defn
+    async def save_delivery_details(self, prescription_id: str, confirmation: ConfirmPrescription) -> None:
+        """Delivery address, recipient and phone are PII: stored encrypted on the prescription row only."""
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Prescription, prescription_id)
+            if row is None:
+                raise business_error("RX_NOT_FOUND", "处方不存在")
+            row.pickup = confirmation.pickup.value
+            row.address_enc = self._cipher.encrypt("address", confirmation.address)
+            row.recipient_enc = self._cipher.encrypt("name", confirmation.recipient)
+            row.phone_enc = self._cipher.encrypt("phone", confirmation.phone)

@@ -1,0 +1,31 @@
+"""Workers for workflow tests: the real workflows with fake activities, on a private task queue per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import pytest_asyncio
+from temporalio.client import Client
+
+from tests.workflows.fakes import FakeWorld
+from workers.worker import build_workers
+
+
+@dataclass
+class Harness:
+    client: Client
+    queue: str
+    world: FakeWorld
+
+
+@pytest_asyncio.fixture
+async def harness(client: Client) -> AsyncIterator[Harness]:
+    world = FakeWorld()
+    queue = f"wf-test-{uuid.uuid4().hex[:8]}"
+    async with AsyncExitStack() as stack:
+        for worker in build_workers(client, queue, world.activity_sets()):
+            await stack.enter_async_context(worker)
+        yield Harness(client=client, queue=queue, world=world)

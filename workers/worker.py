@@ -1,0 +1,160 @@
+"""The worker process: workflows and database steps on the main queue, outside-system calls on their own queue.
+
+Run with `python -m workers.worker` (or `qihuang worker`). Settings come from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.adapters.registry import Adapters, load_adapters
+from activities.billing import BillingActivities
+from activities.fulfilment import FulfilmentActivities
+from activities.identity import IdentityActivities
+from activities.notices import NoticeActivities
+from activities.prescriptions import PrescriptionActivities
+from activities.revisit import RevisitActivities
+from activities.rules.engine import default_engine
+from activities.visits import VisitActivities
+from core.crypto.sm import FieldCipher
+from core.db import make_engine, make_sessionmaker
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
+from core.temporal import connect
+from workers.interceptors import LogContextInterceptor
+from workflows.bill import BillWorkflow
+from workflows.fulfilment import FulfilmentWorkflow
+from workflows.identity import IdentityVerificationWorkflow
+from workflows.prescription import PrescriptionWorkflow
+from workflows.refund import RefundWorkflow
+from workflows.revisit import RevisitCheckWorkflow
+from workflows.visit import VisitWorkflow
+
+WORKFLOWS: Sequence[type] = (
+    BillWorkflow,
+    FulfilmentWorkflow,
+    IdentityVerificationWorkflow,
+    PrescriptionWorkflow,
+    RefundWorkflow,
+    RevisitCheckWorkflow,
+    VisitWorkflow,
+)
+
+log = structlog.get_logger()
+
+
+@dataclass
+class ActivitySets:
+    """Activities split by where they run: `local` are database steps, `integration` call outside systems."""
+
+    local: list[Any]
+    integration: list[Any]
+
+
+def build_activities(sessions: async_sessionmaker[AsyncSession], settings: Settings, adapters: Adapters) -> ActivitySets:
+    cipher = FieldCipher(settings.pii_key, settings.blind_index_key)
+    billing = BillingActivities(sessions, adapters.payment)
+    visits = VisitActivities(sessions, cipher, adapters.his)
+    prescriptions = PrescriptionActivities(sessions, cipher, adapters.pharmacy, default_engine())
+    fulfilment = FulfilmentActivities(sessions, cipher, adapters.pharmacy, adapters.courier)
+    revisit = RevisitActivities(sessions, cipher, adapters.his)
+    identity = IdentityActivities(sessions, cipher, adapters.realname)
+    notices = NoticeActivities(sessions, cipher, adapters.notifier)
+    return ActivitySets(
+        local=[
+            billing.record_bill,
+            billing.reserve_refund,
+            billing.finish_refund,
+            visits.record_visit,
+            visits.confirm_slot,
+            visits.release_slot,
+            visits.save_medical_record,
+            prescriptions.price_prescription,
+            prescriptions.sign_prescription,
+            prescriptions.record_prescription,
+            prescriptions.save_delivery_details,
+            fulfilment.issue_pickup_code,
+            fulfilment.verify_pickup_code,
+            fulfilment.record_fulfilment,
+            revisit.record_revisit_decision,
+            identity.record_identity_result,
+        ],
+        integration=[
+            billing.create_channel_order,
+            billing.close_channel_order,
+            billing.request_channel_refund,
+            billing.query_channel_refund,
+            visits.register_with_his,
+            visits.cancel_his_registration,
+            prescriptions.check_prescription,
+            fulfilment.submit_to_pharmacy,
+            fulfilment.cancel_pharmacy_order,
+            fulfilment.book_courier,
+            fulfilment.track_shipment,
+            revisit.find_revisit_evidence,
+            identity.verify_identity,
+            notices.send_notice,
+        ],
+    )
+
+
+def build_workers(client: Client, task_queue: str, activities: ActivitySets, max_concurrent: int = 50) -> list[Worker]:
+    """Two workers: the main queue (workflows + their local DB steps) and `<queue>-integrations`."""
+    interceptors = [LogContextInterceptor()]
+    return [
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=list(WORKFLOWS),
+            activities=activities.local,
+            interceptors=interceptors,
+            max_concurrent_activities=max_concurrent,
+        ),
+        Worker(
+            client,
+            task_queue=f"{task_queue}-integrations",
+            activities=activities.integration,
+            interceptors=interceptors,
+            max_concurrent_activities=max_concurrent,
+        ),
+    ]
+
+
+async def serve(settings: Settings) -> None:
+    settings.check()
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    client = await connect(settings)
+    activities = build_activities(sessions, settings, load_adapters(sessions, settings))
+    workers = build_workers(client, settings.task_queue, activities, settings.max_concurrent_activities)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        await stop.wait()
+        log.info("worker stopping")
+    await engine.dispose()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""IdentityVerification (8.5.1): the patient's submitted real-name data checked through the real-name adapter."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.identity import IdentityActivities
+    from models.identity import IdentityCheckInput, RealNameResult
+
+from workflows.steps import call, db, notify
+
+
+def identity_workflow_id(patient_id: str, submission: str) -> str:
+    return f"identity-{patient_id}-{submission[:16]}"
+
+
+@workflow.defn(name="IdentityVerification")
+class IdentityVerificationWorkflow:
+    @workflow.run
+    async def run(self, check: IdentityCheckInput) -> RealNameResult:
+        result: RealNameResult = await call(IdentityActivities.verify_identity, check)
+        await db(IdentityActivities.record_identity_result, check, result)
+        patient = f"patient:{check.patient_id}"
+        if result.matched:
+            await notify("verified", patient, "identity_verified")
+        else:
+            await notify("rejected", patient, "identity_rejected", reason=result.reason or "")
+        return result

@@ -1,0 +1,53 @@
+"""How workflows run their steps: timeouts and retry policies in one place, and where each kind of step runs.
+
+DB-only steps run as local activities (one round trip fewer). Steps that call outside systems run as regular
+activities on the integration queue, named after the workflow's own queue so tests with private queues stay apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notices import NoticeActivities
+    from models.notify import Notice
+
+DB_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+INTEGRATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=2)
+)
+
+
+def integration_queue() -> str:
+    return f"{workflow.info().task_queue}-integrations"
+
+
+async def db(method: Callable[..., Any], *args: Any) -> Any:
+    return await workflow.execute_local_activity_method(
+        method, args=list(args), start_to_close_timeout=timedelta(seconds=15), retry_policy=DB_RETRY
+    )
+
+
+async def call(method: Callable[..., Any], *args: Any, timeout: timedelta = timedelta(seconds=30)) -> Any:
+    return await workflow.execute_activity_method(
+        method,
+        args=list(args),
+        task_queue=integration_queue(),
+        start_to_close_timeout=timeout,
+        retry_policy=INTEGRATION_RETRY,
+    )
+
+
+async def notify(key: str, user_ref: str, template: str, **params: str) -> None:
+    """Send a notice; the key is derived from the workflow id so a replayed or retried step sends it once."""
+    notice = Notice(key=f"{workflow.info().workflow_id}:{key}", user_ref=user_ref, template=template, params=params)
+    await call(NoticeActivities.send_notice, notice)
+
+
+def yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
