@@ -1,0 +1,403 @@
+"""The demo hospital: departments, diseases, doctors with a week of slots, pharmacists, the herb catalogue, the demo
+accounts, and the offline diagnoses the sandbox HIS returns for the demo patients.
+
+Every row has a fixed id, so seeding again (each `qihuang dev` start does) is safe. Rows with live state (accounts,
+patients, slots, herb stock) are only inserted when missing; reference rows (departments, diseases, staff profiles)
+are brought back to the values below; the sandbox HIS diagnoses are moved to ~30 days ago, so the demo patients stay
+eligible for a revisit however old the dev database is.
+
+A doctor's sessions cycle through the diseases of the department: the first session (tomorrow morning) of each doctor
+is for the department's first disease, e.g. `demo-doctor` tomorrow morning sees 胃痞病 (TCM-PW-001), which is what
+the sandbox HIS holds for `demo-patient`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel, col
+
+from core.crypto.sm import sm3_hex
+from core.db import transaction
+from core.passwords import hash_password
+from core.settings import Settings
+from models.common import Role
+from models.revisit import OfflineDiagnosis
+from models.tables import (
+    Department,
+    Disease,
+    Doctor,
+    Herb,
+    Patient,
+    Pharmacist,
+    SandboxHisDiagnosis,
+    Slot,
+    User,
+)
+
+log = logging.getLogger("seed")
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DEMO_PASSWORD = "Qihuang#2026"
+
+# Delivers one offline diagnosis to a sandbox HIS (e.g. `SandboxHis.add_diagnosis`) instead of the direct table write.
+HisDiagnosisHook = Callable[[str, OfflineDiagnosis], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DemoDepartment:
+    id: str
+    name: str
+    description: str
+    diseases: tuple[tuple[str, str], ...]  # (code, name)
+
+
+@dataclass(frozen=True)
+class DemoDoctor:
+    id: str
+    username: str
+    name: str
+    title: str
+    department_id: str
+    specialties: str
+    his_code: str
+
+    @property
+    def user_id(self) -> str:
+        return f"u-{self.username}"
+
+
+DEPARTMENTS: tuple[DemoDepartment, ...] = (
+    DemoDepartment(
+        "dept-pw",
+        "脾胃病科",
+        "胃痞、胃脘痛、泄泻、便秘等脾胃病的复诊调理。",
+        (("TCM-PW-001", "胃痞病"), ("TCM-PW-002", "胃脘痛"), ("TCM-PW-003", "泄泻"), ("TCM-PW-004", "便秘")),
+    ),
+    DemoDepartment(
+        "dept-xn",
+        "心血管科（中医内科）",
+        "胸痹、心悸、眩晕、不寐等心系病证的复诊调理。",
+        (("TCM-XN-001", "胸痹"), ("TCM-XN-002", "心悸"), ("TCM-XN-003", "眩晕"), ("TCM-XN-004", "不寐")),
+    ),
+    DemoDepartment(
+        "dept-fk",
+        "妇科",
+        "月经病、痛经、绝经前后诸证、带下病的复诊调理。",
+        (("TCM-FK-001", "月经不调"), ("TCM-FK-002", "痛经"), ("TCM-FK-003", "绝经前后诸证"), ("TCM-FK-004", "带下病")),
+    ),
+    DemoDepartment(
+        "dept-zj",
+        "针灸推拿科",
+        "项痹、腰痛、面瘫、痹证的复诊与居家调护指导。",
+        (("TCM-ZJ-001", "项痹"), ("TCM-ZJ-002", "腰痛"), ("TCM-ZJ-003", "面瘫"), ("TCM-ZJ-004", "痹证")),
+    ),
+)
+
+DOCTORS: tuple[DemoDoctor, ...] = (
+    DemoDoctor("doc-1", "demo-doctor", "李明远", "主任医师", "dept-pw", "慢性胃炎、功能性消化不良、胃痛", "D0001"),
+    DemoDoctor("doc-2", "demo-doctor2", "王清和", "主治医师", "dept-pw", "肠易激综合征、慢性腹泻、便秘", "D0002"),
+    DemoDoctor("doc-3", "demo-doctor3", "陈素琴", "副主任医师", "dept-xn", "冠心病、心律失常、失眠", "D0003"),
+    DemoDoctor("doc-4", "demo-doctor4", "赵国华", "主任医师", "dept-xn", "高血压、眩晕、心力衰竭调护", "D0004"),
+    DemoDoctor("doc-5", "demo-doctor5", "周婉仪", "副主任医师", "dept-fk", "月经失调、痛经、围绝经期综合征", "D0005"),
+    DemoDoctor("doc-6", "demo-doctor6", "孙正阳", "主治医师", "dept-zj", "颈椎病、腰椎间盘突出、周围性面瘫", "D0006"),
+)
+
+FEE_FEN_BY_TITLE = {"主任医师": 5000, "副主任医师": 3000, "主治医师": 2000}
+
+PHARMACISTS: tuple[tuple[str, str, str, str], ...] = (  # (id, username, name, licence number)
+    ("ph-1", "demo-pharmacist", "吴静", "YS-2021-0001"),
+    ("ph-2", "demo-pharmacist2", "郑涛", "YS-2022-0002"),
+)
+
+PATIENTS: tuple[tuple[str, str, str], ...] = (  # (id, username, display name)
+    ("pat-demo", "demo-patient", "演示患者一"),
+    ("pat-demo2", "demo-patient2", "演示患者二"),
+)
+
+OTHER_ACCOUNTS: tuple[tuple[str, Role, str], ...] = (
+    ("demo-admin", Role.ADMIN, "演示管理员"),
+    ("demo-finance", Role.FINANCE, "演示财务"),
+)
+
+# Who the demo patients are. The demo submits these over the API for real-name verification; the sandbox HIS knows
+# them by the SM3 digest of the ID-card number. The numbers carry a correct GB 11643 check digit.
+DEMO_IDENTITIES: dict[str, dict[str, str]] = {
+    "demo-patient": {"name": "张三", "id_card_no": "110101198001010010", "phone": "13800138000"},
+    "demo-patient2": {"name": "李四", "id_card_no": "310104198506150031", "phone": "13900139000"},
+}
+
+# (encounter id, disease code, doctor id) of the offline visit the sandbox HIS holds for each demo patient.
+DEMO_HIS_DIAGNOSES: dict[str, tuple[str, str, str]] = {
+    "demo-patient": ("his-enc-demo-1", "TCM-PW-001", "doc-1"),
+    "demo-patient2": ("his-enc-demo-2", "TCM-XN-004", "doc-3"),
+}
+HIS_DIAGNOSIS_AGE = timedelta(days=30)
+
+# Two sessions a day, six 15-minute slots each, for a week starting tomorrow (Asia/Shanghai).
+SESSION_STARTS = (time(8, 30), time(14, 0))
+SLOTS_PER_SESSION = 6
+SLOT_LENGTH = timedelta(minutes=15)
+SCHEDULE_DAYS = 7
+
+HERB_STOCK_G = 50_000
+# Precious materials (贵细药材) are priced far above everyday 饮片.
+PRECIOUS_HERBS = frozenset(
+    {
+        "西红花",
+        "麝香",
+        "牛黄",
+        "体外培育牛黄",
+        "羚羊角",
+        "鹿茸",
+        "人参",
+        "红参",
+        "西洋参",
+        "三七",
+        "阿胶",
+        "鹿角胶",
+        "龟甲胶",
+        "沉香",
+        "天然冰片",
+    }
+)
+
+
+@dataclass
+class SeedSummary:
+    """How many rows of each kind this run created (reference rows are upserted and not counted)."""
+
+    users: int = 0
+    patients: int = 0
+    slots: int = 0
+    herbs: int = 0
+
+
+def herb_price_fen_per_100g(name: str, *, toxic: bool) -> int:
+    """A stable, plausible price: 2–30 元/100 g from a hash of the name, more for toxic and precious materials."""
+    spread = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+    base = 200 + spread % 2801
+    if name in PRECIOUS_HERBS:
+        return base * 20
+    if toxic:
+        # Toxic materials (毒性中药) need licensed purchase and locked storage.
+        return base * 3
+    return base
+
+
+def load_herbs() -> list[dict[str, Any]]:
+    """The herb records of the rule engine's knowledge base, which doubles as the pharmacy catalogue."""
+    path = resources.files("activities").joinpath("rules", "tcm-knowledge.json")
+    herbs: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["herbs"]
+    return herbs
+
+
+def first_schedule_day(now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(SHANGHAI).date() + timedelta(days=1)
+
+
+def demo_slots(first_day: date) -> list[Slot]:
+    departments = {department.id: department for department in DEPARTMENTS}
+    slots = []
+    for doctor in DOCTORS:
+        diseases = departments[doctor.department_id].diseases
+        for day in range(SCHEDULE_DAYS):
+            for session, session_start in enumerate(SESSION_STARTS):
+                disease_code = diseases[(day * len(SESSION_STARTS) + session) % len(diseases)][0]
+                start = datetime.combine(first_day + timedelta(days=day), session_start, SHANGHAI)
+                for n in range(SLOTS_PER_SESSION):
+                    starts_at = start + n * SLOT_LENGTH
+                    slots.append(
+                        Slot(
+                            id=f"slot-{doctor.id}-{starts_at:%Y%m%d%H%M}",
+                            doctor_id=doctor.id,
+                            starts_at=starts_at.astimezone(UTC),
+                            ends_at=(starts_at + SLOT_LENGTH).astimezone(UTC),
+                            fee_fen=FEE_FEN_BY_TITLE[doctor.title],
+                            disease_code=disease_code,
+                        )
+                    )
+    return slots
+
+
+def demo_his_diagnoses(now: datetime) -> list[tuple[str, OfflineDiagnosis]]:
+    """(ID-card number, diagnosis) for each demo patient."""
+    departments = {department.id: department for department in DEPARTMENTS}
+    doctors = {doctor.id: doctor for doctor in DOCTORS}
+    result = []
+    for username, (encounter_id, disease_code, doctor_id) in DEMO_HIS_DIAGNOSES.items():
+        doctor = doctors[doctor_id]
+        department = departments[doctor.department_id]
+        result.append(
+            (
+                DEMO_IDENTITIES[username]["id_card_no"],
+                OfflineDiagnosis(
+                    encounter_id=encounter_id,
+                    disease_code=disease_code,
+                    disease_name=dict(department.diseases)[disease_code],
+                    diagnosed_at=now - HIS_DIAGNOSIS_AGE,
+                    department=department.name,
+                    doctor_name=doctor.name,
+                ),
+            )
+        )
+    return result
+
+
+def _rows(records: Iterable[SQLModel]) -> list[dict[str, Any]]:
+    return [record.model_dump() for record in records]
+
+
+async def _upsert(session: AsyncSession, table: type[SQLModel], key: str, records: Sequence[SQLModel]) -> None:
+    statement = insert(table).values(_rows(records))
+    columns = [name for name in records[0].model_dump() if name != key]
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=[key], set_={c: statement.excluded[c] for c in columns})
+    )
+
+
+async def _insert_missing(session: AsyncSession, table: type[SQLModel], key: str, records: Sequence[SQLModel]) -> int:
+    """Insert the records that do not exist yet; return how many were new."""
+    statement = insert(table).values(_rows(records)).on_conflict_do_nothing().returning(getattr(table, key))
+    return len((await session.execute(statement)).all())
+
+
+def _accounts() -> list[tuple[str, Role, str]]:
+    """(username, role, display name) of every demo account."""
+    return [
+        *((username, Role.PATIENT, display) for _, username, display in PATIENTS),
+        *((doctor.username, Role.DOCTOR, doctor.name) for doctor in DOCTORS),
+        *((username, Role.PHARMACIST, name) for _, username, name, _ in PHARMACISTS),
+        *OTHER_ACCOUNTS,
+    ]
+
+
+async def _seed_users(session: AsyncSession) -> int:
+    accounts = _accounts()
+    ids = [f"u-{username}" for username, _, _ in accounts]
+    existing = set((await session.execute(select(col(User.id)).where(col(User.id).in_(ids)))).scalars())
+    # scrypt is deliberately slow: hash only for accounts that do not exist yet.
+    missing = [
+        User(
+            id=f"u-{username}",
+            username=username,
+            password_hash=hash_password(DEMO_PASSWORD),
+            role=role,
+            display_name=name,
+        )
+        for username, role, name in accounts
+        if f"u-{username}" not in existing
+    ]
+    return await _insert_missing(session, User, "id", missing) if missing else 0
+
+
+def _herb_rows(herbs: list[dict[str, Any]]) -> list[Herb]:
+    return [
+        Herb(
+            name=herb["name"],
+            pinyin=herb.get("pinyin") or "",
+            price_fen_per_100g=herb_price_fen_per_100g(herb["name"], toxic=bool(herb.get("toxic"))),
+            # Banned materials (e.g. 犀角) stay in the catalogue so prescriptions naming them resolve, but never stock.
+            stock_g=0 if herb.get("banned") else HERB_STOCK_G,
+        )
+        for herb in herbs
+    ]
+
+
+async def _seed_his_diagnoses(session: AsyncSession, diagnoses: list[tuple[str, OfflineDiagnosis]]) -> None:
+    rows = [
+        SandboxHisDiagnosis(id_card_digest=sm3_hex(id_card_no.encode()), **diagnosis.model_dump())
+        for id_card_no, diagnosis in diagnoses
+    ]
+    await _upsert(session, SandboxHisDiagnosis, "encounter_id", rows)
+
+
+async def seed_demo(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    his_sandbox_hook: HisDiagnosisHook | None = None,
+) -> SeedSummary:
+    """Create (or complete) the demo hospital. Refused in production."""
+    if settings.is_production:
+        raise RuntimeError("the demo hospital is never seeded into a production database")
+    now = datetime.now(UTC)
+    first_day = first_schedule_day(now)
+    diagnoses = demo_his_diagnoses(now)
+    herbs = load_herbs()
+    summary = SeedSummary()
+    async with transaction(sessions) as session:
+        await _upsert(
+            session,
+            Department,
+            "id",
+            [Department(id=d.id, name=d.name, description=d.description) for d in DEPARTMENTS],
+        )
+        await _upsert(
+            session,
+            Disease,
+            "code",
+            [Disease(code=code, name=name, department_id=d.id) for d in DEPARTMENTS for code, name in d.diseases],
+        )
+        summary.users = await _seed_users(session)
+        await _upsert(
+            session,
+            Doctor,
+            "id",
+            [
+                Doctor(
+                    id=doctor.id,
+                    user_id=doctor.user_id,
+                    name=doctor.name,
+                    title=doctor.title,
+                    department_id=doctor.department_id,
+                    specialties=doctor.specialties,
+                    introduction=f"{doctor.title}，擅长{doctor.specialties}。",
+                    his_code=doctor.his_code,
+                )
+                for doctor in DOCTORS
+            ],
+        )
+        await _upsert(
+            session,
+            Pharmacist,
+            "id",
+            [Pharmacist(id=id_, user_id=f"u-{user}", name=name, licence_no=no) for id_, user, name, no in PHARMACISTS],
+        )
+        # No identity yet: the demo submits DEMO_IDENTITIES over the API for real-name verification.
+        summary.patients = await _insert_missing(
+            session, Patient, "id", [Patient(id=id_, user_id=f"u-{username}") for id_, username, _ in PATIENTS]
+        )
+        summary.slots = await _insert_missing(session, Slot, "id", demo_slots(first_day))
+        summary.herbs = await _insert_missing(session, Herb, "name", _herb_rows(herbs))
+        if his_sandbox_hook is None:
+            await _seed_his_diagnoses(session, diagnoses)
+    if his_sandbox_hook is not None:
+        for id_card_no, diagnosis in diagnoses:
+            await his_sandbox_hook(id_card_no, diagnosis)
+
+    log.info(
+        "hospital: %d departments, %d diseases, %d doctors, %d pharmacists (reference data up to date)",
+        len(DEPARTMENTS),
+        sum(len(d.diseases) for d in DEPARTMENTS),
+        len(DOCTORS),
+        len(PHARMACISTS),
+    )
+    log.info("accounts: %d created, %d in all", summary.users, len(_accounts()))
+    log.info("patients: %d created (identity is filled in by real-name verification)", summary.patients)
+    log.info("slots: %d created for %d days from %s", summary.slots, SCHEDULE_DAYS, first_day.isoformat())
+    log.info("herbs: %d created in a catalogue of %d", summary.herbs, len(herbs))
+    log.info(
+        "sandbox HIS: offline diagnoses for %s, %d days ago", ", ".join(DEMO_HIS_DIAGNOSES), HIS_DIAGNOSIS_AGE.days
+    )
+    return summary
