@@ -49,6 +49,7 @@ class VisitState(BaseModel):
     patient_id: str
     doctor_id: str
     slot_id: str
+    starts_at: datetime
     fee_fen: Fen
     bill_id: str | None = None
     pay_deadline: datetime | None = None

@@ -61,7 +61,9 @@ class ActivitySets:
     integration: list[Any]
 
 
-def build_activities(sessions: async_sessionmaker[AsyncSession], settings: Settings, adapters: Adapters) -> ActivitySets:
+def build_activities(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, adapters: Adapters
+) -> ActivitySets:
     cipher = FieldCipher(settings.pii_key, settings.blind_index_key)
     billing = BillingActivities(sessions, adapters.payment)
     visits = VisitActivities(sessions, cipher, adapters.his)

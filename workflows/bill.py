@@ -77,7 +77,14 @@ class BillWorkflow:
             self._state.transaction_id = self._notice.transaction_id
             self._state.paid_at = self._notice.paid_at or workflow.now()
             await db(BillingActivities.record_bill, bill, self._state)
-            await notify("paid", f"patient:{bill.patient_id}", "bill_paid", what=what, amount=yuan(bill.amount_fen), bill_id=bill.bill_id)
+            await notify(
+                "paid",
+                f"patient:{bill.patient_id}",
+                "bill_paid",
+                what=what,
+                amount=yuan(bill.amount_fen),
+                bill_id=bill.bill_id,
+            )
         else:
             self._state.status = BillStatus.CLOSED
             await db(BillingActivities.record_bill, bill, self._state)

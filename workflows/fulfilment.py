@@ -148,7 +148,9 @@ class FulfilmentWorkflow:
     @workflow.update
     async def sign_off(self, request: SignOff) -> SignOffResult:
         async with self._lock:
-            matched: bool = await db(FulfilmentActivities.verify_pickup_code, self._input.prescription_id, request.pickup_code)
+            matched: bool = await db(
+                FulfilmentActivities.verify_pickup_code, self._input.prescription_id, request.pickup_code
+            )
             left = (self._state.attempts_left or 0) - (0 if matched else 1)
             self._state.attempts_left = left
             if matched:

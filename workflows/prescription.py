@@ -60,16 +60,27 @@ class PrescriptionWorkflow:
 
     @workflow.run
     async def run(self, rx: PrescriptionInput) -> PrescriptionState:
+        await self._record()  # listed at once; the check result follows
         await self._check()
         while True:
             await workflow.wait_condition(lambda: self._state.stage is RxStage.AWAITING_REVIEW)
-            await notify(f"to-review-{self._state.revision}", "role:pharmacist", "rx_to_review", prescription_id=rx.prescription_id)
+            await notify(
+                f"to-review-{self._state.revision}",
+                "role:pharmacist",
+                "rx_to_review",
+                prescription_id=rx.prescription_id,
+            )
             try:
                 await workflow.wait_condition(
                     lambda: self._review is not None, timeout=timedelta(seconds=rx.review_sla_s)
                 )
             except TimeoutError:
-                await notify(f"overdue-{self._state.revision}", "role:admin", "rx_review_overdue", prescription_id=rx.prescription_id)
+                await notify(
+                    f"overdue-{self._state.revision}",
+                    "role:admin",
+                    "rx_review_overdue",
+                    prescription_id=rx.prescription_id,
+                )
                 await workflow.wait_condition(lambda: self._review is not None)
             if self._review is not None and self._review.approve:
                 break
@@ -112,7 +123,9 @@ class PrescriptionWorkflow:
         self._state.bill_id = bill.bill_id
         self._state.stage = RxStage.AWAITING_PAYMENT
         await self._record()
-        paid: BillState = await workflow.execute_child_workflow(BillWorkflow.run, bill, id=bill_workflow_id(bill.bill_id))
+        paid: BillState = await workflow.execute_child_workflow(
+            BillWorkflow.run, bill, id=bill_workflow_id(bill.bill_id)
+        )
         if paid.status is not BillStatus.PAID:
             return await self._void("处方费用未在规定时间内支付")
 
@@ -163,7 +176,9 @@ class PrescriptionWorkflow:
         self._state.stage = RxStage.VOID
         self._state.void_reason = reason
         await self._record()
-        await notify("void", f"patient:{self._rx.patient_id}", "rx_void", prescription_id=self._rx.prescription_id, reason=reason)
+        await notify(
+            "void", f"patient:{self._rx.patient_id}", "rx_void", prescription_id=self._rx.prescription_id, reason=reason
+        )
         return await self._finish()
 
     async def _finish(self) -> PrescriptionState:

@@ -30,7 +30,10 @@ class RefundWorkflow:
     @workflow.init
     def __init__(self, refund: RefundInput) -> None:
         self._result = RefundResult(
-            refund_id=refund.refund_id, bill_id=refund.bill_id, amount_fen=refund.amount_fen, status=RefundStatus.PROCESSING
+            refund_id=refund.refund_id,
+            bill_id=refund.bill_id,
+            amount_fen=refund.amount_fen,
+            status=RefundStatus.PROCESSING,
         )
         self._settled: ChannelRefund | None = None
 
@@ -39,7 +42,11 @@ class RefundWorkflow:
         await db(BillingActivities.reserve_refund, refund)
         patient = f"patient:{refund.patient_id}"
         await notify(
-            "started", patient, "refund_started", amount=yuan(refund.amount_fen), eta=ARRIVAL_ETA.get(refund.channel, "1-7个工作日")
+            "started",
+            patient,
+            "refund_started",
+            amount=yuan(refund.amount_fen),
+            eta=ARRIVAL_ETA.get(refund.channel, "1-7个工作日"),
         )
         outcome: ChannelRefund = await call(BillingActivities.request_channel_refund, refund)
         while outcome.status is RefundStatus.PROCESSING and self._settled is None:

@@ -33,12 +33,12 @@ async def db(method: Callable[..., Any], *args: Any) -> Any:
     )
 
 
-async def call(method: Callable[..., Any], *args: Any, timeout: timedelta = timedelta(seconds=30)) -> Any:
+async def call(method: Callable[..., Any], *args: Any) -> Any:
     return await workflow.execute_activity_method(
         method,
         args=list(args),
         task_queue=integration_queue(),
-        start_to_close_timeout=timeout,
+        start_to_close_timeout=timedelta(seconds=30),
         retry_policy=INTEGRATION_RETRY,
     )
 

@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.adapters.his import HisRegistration
     from activities.visits import VisitActivities
     from models.billing import BillInput, BillKind, BillState, BillStatus, RefundInput, RefundResult
-    from models.prescription import PrescriptionInput
+    from activities.prescriptions import PrescriptionActivities
+    from models.prescription import PrescriptionInput, PrescriptionState, RxStage
     from models.visit import (
         AbortVisit,
         AcceptVisit,
@@ -42,6 +43,7 @@ from workflows.steps import call, db, notify
 
 REMINDER_LEAD = timedelta(minutes=10)
 _OPEN_STAGES = (VisitStage.WAITING_DOCTOR, VisitStage.IN_CONSULT)
+_END_STAGES = (VisitStage.FINISHED, VisitStage.CANCELLED, VisitStage.ABORTED)
 
 
 def visit_workflow_id(visit_id: str) -> str:
@@ -59,6 +61,7 @@ class VisitWorkflow:
             patient_id=visit.patient_id,
             doctor_id=visit.doctor_id,
             slot_id=visit.slot_id,
+            starts_at=visit.starts_at,
             fee_fen=visit.fee_fen,
         )
         self._bill_opened = False
@@ -101,7 +104,9 @@ class VisitWorkflow:
         self._state.stage = VisitStage.WAITING_DOCTOR
         await db(VisitActivities.record_visit, visit, self._state)
         when = visit.starts_at.strftime("%m-%d %H:%M")
-        await notify("booked", f"patient:{visit.patient_id}", "visit_booked", time=when, queue_no=str(registration.queue_no))
+        await notify(
+            "booked", f"patient:{visit.patient_id}", "visit_booked", time=when, queue_no=str(registration.queue_no)
+        )
         await notify("assigned", f"doctor:{visit.doctor_id}", "visit_assigned", time=when)
 
         if self._cancel is not None:
@@ -178,7 +183,9 @@ class VisitWorkflow:
         if release_slot:
             await db(VisitActivities.release_slot, self._visit)
             if self._cancel is not None:
-                await notify("cancelled", f"patient:{self._visit.patient_id}", "visit_cancelled", reason=self._cancel.reason)
+                await notify(
+                    "cancelled", f"patient:{self._visit.patient_id}", "visit_cancelled", reason=self._cancel.reason
+                )
         self._state.stage = stage
         await db(VisitActivities.record_visit, self._visit, self._state)
 
@@ -206,8 +213,9 @@ class VisitWorkflow:
             raise ApplicationError("该号源已被他人预约", type="SLOT_TAKEN")
 
     @workflow.update
-    def cancel(self, request: CancelVisit) -> VisitState:
+    async def cancel(self, request: CancelVisit) -> VisitState:
         self._cancel = request
+        await workflow.wait_condition(self._ended)
         return self._state
 
     @cancel.validator
@@ -234,8 +242,9 @@ class VisitWorkflow:
             raise ApplicationError("当前状态不能接诊", type="VISIT_NOT_WAITING")
 
     @workflow.update
-    def abort(self, request: AbortVisit) -> VisitState:
+    async def abort(self, request: AbortVisit) -> VisitState:
         self._abort = request
+        await workflow.wait_condition(self._ended)
         return self._state
 
     @abort.validator
@@ -270,6 +279,12 @@ class VisitWorkflow:
             delivery_sla_s=visit.delivery_sla_s,
         )
         self._state.prescription_ids.append(request.prescription_id)
+        # Listed before the update answers, so the doctor can open it at once; its own flow keeps the row current.
+        draft_state = PrescriptionState(
+            prescription_id=rx.prescription_id, visit_id=rx.visit_id, stage=RxStage.DRAFT
+        )
+        async with self._lock:
+            await db(PrescriptionActivities.record_prescription, rx, draft_state, rx.draft)
         # The prescription lives on (review, payment, delivery) after the consult closes.
         await workflow.start_child_workflow(
             PrescriptionWorkflow.run,
@@ -286,8 +301,9 @@ class VisitWorkflow:
             raise ApplicationError("处方编号重复", type="DUPLICATE_PRESCRIPTION")
 
     @workflow.update
-    def finish(self, request: FinishVisit) -> VisitState:
+    async def finish(self, request: FinishVisit) -> VisitState:
         self._finished = True
+        await workflow.wait_condition(self._ended)
         return self._state
 
     @finish.validator
@@ -295,6 +311,9 @@ class VisitWorkflow:
         self._require_in_consult(request.doctor_id)
         if not self._state.record_written:
             raise ApplicationError("请先书写病历再结束复诊", type="RECORD_REQUIRED")
+
+    def _ended(self) -> bool:
+        return self._state.stage in _END_STAGES
 
     def _require_doctor(self, doctor_id: str) -> None:
         if doctor_id != self._visit.doctor_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import Column, DateTime, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
@@ -15,12 +15,20 @@ def utcnow() -> datetime:
 
 
 def Timestamp(*, nullable: bool = False, default_now: bool = False, index: bool = False) -> Any:
+    # The server default covers Core INSERT … ON CONFLICT statements, which skip the Python-side factory.
     return Field(
         default_factory=utcnow if default_now else (lambda: None),
-        sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
+        sa_column=Column(
+            DateTime(timezone=True),
+            nullable=nullable,
+            index=index,
+            server_default=func.now() if default_now else None,
+        ),
     )
 
 
 def Json(*, default: Any = None) -> Any:
-    factory = (lambda: list(default)) if isinstance(default, list) else (lambda: dict(default or {}))
-    return Field(default_factory=factory, sa_column=Column(JSONB, nullable=False))
+    is_list = isinstance(default, list)
+    factory = (lambda: list(default)) if is_list else (lambda: dict(default or {}))
+    empty = text("'[]'::jsonb") if is_list else text("'{}'::jsonb")
+    return Field(default_factory=factory, sa_column=Column(JSONB, nullable=False, server_default=empty))

@@ -160,7 +160,10 @@ class FakeWorld:
     async def sign_prescription(self, request: SignRequest) -> SignatureRecord:
         self._seen()
         return SignatureRecord(
-            signer_id=request.signer_id, digest=f"d{request.revision}", signed_at=datetime.now(UTC), reason=request.reason
+            signer_id=request.signer_id,
+            digest=f"d{request.revision}",
+            signed_at=datetime.now(UTC),
+            reason=request.reason,
         )
 
     @activity.defn(name="record_prescription")

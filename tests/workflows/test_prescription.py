@@ -78,7 +78,9 @@ async def test_rejected_prescription_is_revised_approved_paid_delivered_and_sign
     assert signed.stage is RxStage.AWAITING_REVIEW and len(signed.doctor_signatures) == 1
 
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(PrescriptionWorkflow.review, ReviewPrescription(pharmacist_id="ph-1", approve=False))
+        await handle.execute_update(
+            PrescriptionWorkflow.review, ReviewPrescription(pharmacist_id="ph-1", approve=False)
+        )
     assert refused.value.cause.type == "RX_REASON_REQUIRED"
 
     returned = await handle.execute_update(
@@ -106,7 +108,11 @@ async def test_rejected_prescription_is_revised_approved_paid_delivered_and_sign
     confirmed = await handle.execute_update(
         PrescriptionWorkflow.confirm,
         ConfirmPrescription(
-            patient_id="pat-1", pickup=PickupMethod.DELIVERY, address="北京市东城区某路1号", recipient="张三", phone="13800138000"
+            patient_id="pat-1",
+            pickup=PickupMethod.DELIVERY,
+            address="北京市东城区某路1号",
+            recipient="张三",
+            phone="13800138000",
         ),
     )
     assert confirmed.stage is RxStage.AWAITING_PAYMENT and confirmed.pay_url
@@ -126,7 +132,9 @@ async def test_rejected_prescription_is_revised_approved_paid_delivered_and_sign
             return False
 
     await until(at_pharmacy)
-    dispensed = await fulfil.execute_update(FulfilmentWorkflow.dispense, DispenseCheck(pharmacist_id="ph-2", approve=True))
+    dispensed = await fulfil.execute_update(
+        FulfilmentWorkflow.dispense, DispenseCheck(pharmacist_id="ph-2", approve=True)
+    )
     assert dispensed.stage in (FulfilmentStage.DISPENSED, FulfilmentStage.SHIPPED)
 
     async def shipped() -> bool:
@@ -156,7 +164,9 @@ async def test_rejected_prescription_is_revised_approved_paid_delivered_and_sign
     assert final.stage is RxStage.COMPLETED
     assert harness.world.calls["book_courier"] == 1 and harness.world.calls["submit_to_pharmacy"] == 1
     templates = [n.template for n in harness.world.notices]
-    assert {"rx_to_review", "rx_returned", "rx_approved", "rx_paid", "pickup_code", "shipped", "signed"} <= set(templates)
+    assert {"rx_to_review", "rx_returned", "rx_approved", "rx_paid", "pickup_code", "shipped", "signed"} <= set(
+        templates
+    )
 
 
 async def test_blocked_prescription_cannot_be_signed_and_sign_again_needs_a_reason(harness: Harness) -> None:
@@ -185,9 +195,7 @@ async def test_blocked_prescription_cannot_be_signed_and_sign_again_needs_a_reas
     )
     assert [s.reason for s in signed.doctor_signatures] == [None, "久病体虚，需加大党参用量"]
     with pytest.raises(WorkflowUpdateFailedError) as other_doctor:
-        await handle.execute_update(
-            PrescriptionWorkflow.revise, RevisePrescription(doctor_id="doc-2", draft=DRAFT)
-        )
+        await handle.execute_update(PrescriptionWorkflow.revise, RevisePrescription(doctor_id="doc-2", draft=DRAFT))
     assert other_doctor.value.cause.type == "FORBIDDEN"
     await handle.terminate("test done")
 

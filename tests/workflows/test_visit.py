@@ -38,7 +38,9 @@ RECORD = TcmRecord(
 )
 
 
-def visit_input(pay_window_s: int = 60, accept_window_s: int = 600, starts_in: timedelta = timedelta(hours=1)) -> VisitInput:
+def visit_input(
+    pay_window_s: int = 60, accept_window_s: int = 600, starts_in: timedelta = timedelta(hours=1)
+) -> VisitInput:
     starts = datetime.now(UTC) + starts_in
     return VisitInput(
         visit_id=f"slot-{uuid.uuid4().hex[:8]}",
@@ -76,7 +78,9 @@ async def pay(h: Harness, visit: VisitInput) -> None:
     bill_id = f"{visit.visit_id}-reg"
     await h.client.get_workflow_handle(bill_workflow_id(bill_id)).signal(
         BillWorkflow.payment_notice,
-        PaymentNotice(out_trade_no=bill_id, status=ChannelOrderStatus.SUCCESS, amount_fen=visit.fee_fen, transaction_id="T1"),
+        PaymentNotice(
+            out_trade_no=bill_id, status=ChannelOrderStatus.SUCCESS, amount_fen=visit.fee_fen, transaction_id="T1"
+        ),
     )
 
 

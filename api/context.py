@@ -1,0 +1,28 @@
+"""What every request handler may reach: one `AppContext`, built by the app's lifespan and kept on `app.state.ctx`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from activities.adapters.registry import Adapters
+from core.crypto.sm import FieldCipher
+from core.settings import Settings
+
+# Called with (patient_id, submission digest) after a patient submits their identity for real-name verification.
+IdentityHook = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    temporal: Client
+    cipher: FieldCipher
+    # The configured adapters: the API uses them only to verify callbacks and to drive the sandbox simulators.
+    adapters: Adapters
+    # Set by whoever wires the verification workflow; None means submissions are only stored.
+    on_identity_submitted: IdentityHook | None = None

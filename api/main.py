@@ -1,0 +1,118 @@
+"""The FastAPI application. `uvicorn api.main:app` serves it; tests call `create_app(...)` with their own pieces.
+
+Nothing connects at import time: the database engine and the Temporal client are made in the lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from activities.adapters.registry import load_adapters
+from api.context import AppContext
+from api.errors import install_error_handlers
+from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from api.openapi import install_openapi
+from api.routers import (
+    auth,
+    bills,
+    callbacks,
+    catalogue,
+    consent_documents,
+    health,
+    me,
+    notifications,
+    prescriptions,
+    revisits,
+    sandbox,
+    visits,
+)
+from api.services.identity import identity_verifier
+from core.crypto.sm import FieldCipher
+from core.db import make_engine, make_sessionmaker
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
+from core.temporal import connect
+
+API_PREFIX = "/api/v1"
+# Request bodies bigger than this are refused with 413; no endpoint takes more than a small JSON document.
+MAX_BODY_BYTES = 1024 * 1024
+
+_DESCRIPTION = """\
+岐黄中医互联网医院的 HTTP API：挂号、复诊、处方、支付、配送等业务均以持久化工作流运行。
+
+- 登录：`POST /api/v1/auth/token`（OAuth2 密码模式）获取不透明令牌，之后以 `Authorization: Bearer <令牌>` 调用。
+- 错误：统一为 RFC 9457 `application/problem+json`，`code` 为稳定的机器可读错误码，`title`/`detail` 为中文说明。
+- 幂等：创建或支付类 POST 接受 `Idempotency-Key` 请求头，重复请求返回首次结果并带 `Idempotent-Replayed: true`。
+- 时间均带时区（UTC 存储），日期参数按北京时间（Asia/Shanghai）理解；金额单位为分。
+- 每个响应带 `X-Request-ID`，反馈问题时请提供。
+"""
+
+_ROUTERS = (
+    health.router,
+    auth.router,
+    me.router,
+    consent_documents.router,
+    catalogue.router,
+    notifications.router,
+    revisits.router,
+    visits.router,
+    prescriptions.router,
+    bills.router,
+    callbacks.router,
+)
+
+
+def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None) -> FastAPI:
+    """Build the app; `temporal_client` replaces the connection the lifespan would otherwise open."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = settings or get_settings()
+        if settings is None:
+            configure_logging(current.log_level)  # a served app; tests keep their own logging
+        current.check()
+        engine = make_engine(current)
+        try:
+            sessions = make_sessionmaker(engine)
+            temporal = temporal_client or await connect(current)
+            adapters = load_adapters(sessions, current)
+            app.state.ctx = AppContext(
+                settings=current,
+                sessions=sessions,
+                temporal=temporal,
+                cipher=FieldCipher(current.pii_key, current.blind_index_key),
+                adapters=adapters,
+                on_identity_submitted=identity_verifier(temporal, current.task_queue),
+            )
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="岐黄 Qihuang API",
+        description=_DESCRIPTION,
+        version="1.0.0",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    # The last added runs first: the request id and access log wrap everything, including a 413.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    install_openapi(app)
+    for router in _ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+    # The simulators exist only where the sandbox payment channel and courier are in use (dev, tests, demo).
+    configured = settings or get_settings()
+    if configured.adapter_payment == "sandbox" or configured.adapter_courier == "sandbox":
+        app.include_router(sandbox.router, prefix=API_PREFIX)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Read-model queries behind the routers, one small function per question."""

@@ -1,0 +1,97 @@
+"""Departments, doctors, slots and diseases as the public sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from api.hospital_time import hospital_day
+from models.tables import Department, Disease, Doctor, Slot
+
+
+def bookable(now: datetime) -> ColumnElement[bool]:
+    """A slot a patient could take now: in the future, and open or held by a hold that has lapsed."""
+    lapsed_hold = and_(col(Slot.status) == "held", col(Slot.held_until) < now)
+    return and_(col(Slot.starts_at) > now, or_(col(Slot.status) == "open", lapsed_hold))
+
+
+@dataclass(frozen=True)
+class DoctorFilters:
+    department_id: str | None = None
+    title: str | None = None
+    disease_code: str | None = None
+    day: date | None = None
+    available: bool = False
+
+    def slot_conditions(self, now: datetime) -> list[ColumnElement[bool]]:
+        """Conditions on the doctor's upcoming slots; empty when no filter is about slots."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.disease_code is not None:
+            conditions.append(col(Slot.disease_code) == self.disease_code)
+        if self.day is not None:
+            start, end = hospital_day(self.day)
+            conditions += [col(Slot.starts_at) >= start, col(Slot.starts_at) < end]
+        if self.available:
+            conditions.append(bookable(now))
+        if conditions:
+            conditions += [col(Slot.doctor_id) == col(Doctor.id), col(Slot.starts_at) > now]
+        return conditions
+
+
+async def list_departments(session: AsyncSession) -> Sequence[Department]:
+    return (
+        (await session.execute(select(Department).order_by(col(Department.name), col(Department.id)))).scalars().all()
+    )
+
+
+async def department_exists(session: AsyncSession, department_id: str) -> bool:
+    return await session.get(Department, department_id) is not None
+
+
+def _doctor_rows() -> Select[Doctor, str]:
+    return select(Doctor, col(Department.name)).join(Department, col(Department.id) == col(Doctor.department_id))
+
+
+async def list_doctors(
+    session: AsyncSession, filters: DoctorFilters, now: datetime, *, limit: int, offset: int
+) -> tuple[list[tuple[Doctor, str]], int]:
+    """One page of doctors (by name) matching the filters, and how many match in all."""
+    query = _doctor_rows()
+    if filters.department_id is not None:
+        query = query.where(col(Doctor.department_id) == filters.department_id)
+    if filters.title is not None:
+        query = query.where(col(Doctor.title) == filters.title)
+    slot_conditions = filters.slot_conditions(now)
+    if slot_conditions:
+        query = query.where(exists().where(*slot_conditions))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.execute(query.order_by(col(Doctor.name), col(Doctor.id)).limit(limit).offset(offset))
+    return [(doctor, department_name) for doctor, department_name in rows], total
+
+
+async def get_doctor(session: AsyncSession, doctor_id: str) -> tuple[Doctor, str] | None:
+    row = (await session.execute(_doctor_rows().where(col(Doctor.id) == doctor_id))).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def doctor_slots(session: AsyncSession, doctor_id: str, day: date, now: datetime) -> list[tuple[Slot, bool]]:
+    """The doctor's slots on one hospital day, each with whether it can be booked now."""
+    start, end = hospital_day(day)
+    rows = await session.execute(
+        select(Slot, bookable(now))
+        .where(col(Slot.doctor_id) == doctor_id, col(Slot.starts_at) >= start, col(Slot.starts_at) < end)
+        .order_by(col(Slot.starts_at), col(Slot.id))
+    )
+    return [(slot, bool(is_bookable)) for slot, is_bookable in rows]
+
+
+async def list_diseases(session: AsyncSession, department_id: str | None) -> Sequence[Disease]:
+    query = select(Disease).order_by(col(Disease.department_id), col(Disease.code))
+    if department_id is not None:
+        query = query.where(col(Disease.department_id) == department_id)
+    return (await session.execute(query)).scalars().all()

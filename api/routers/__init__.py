@@ -1,0 +1,1 @@
+"""One router per resource; `api.main` mounts each under /api/v1."""

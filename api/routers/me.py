@@ -1,0 +1,77 @@
+"""The caller's own account. Agreements and the identity submission are plain writes: they have no lifecycle here
+(verifying the identity does, and runs as a workflow started through `AppContext.on_identity_submitted`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from api.auth import ActorDep, PatientDep
+from api.consents import consent_statuses, record_consent
+from api.deps import CipherDep, ContextDep, SessionDep
+from api.errors import Problem, problem_responses
+from api.hospital_time import hospital_today
+from api.identity import identity_columns, normalize_id_card, submission_digest
+from api.profiles import patient_profile
+from api.queries.patients import store_identity
+from api.schemas.me import ConsentIn, ConsentsOut, IdentityAccepted, IdentityIn, MeOut
+from models.common import Role
+
+router = APIRouter(prefix="/me", tags=["me"])
+
+
+@router.get("", response_model=MeOut, responses=problem_responses(401), summary="当前用户")
+async def me(actor: ActorDep, session: SessionDep, cipher: CipherDep) -> MeOut:
+    """Who is logged in; for patients also the masked identity, verification state and agreements."""
+    profile = await patient_profile(session, cipher, actor.ref) if actor.role is Role.PATIENT and actor.ref else None
+    return MeOut(user_id=actor.user_id, role=actor.role, display_name=actor.display_name, patient=profile)
+
+
+@router.post(
+    "/consents",
+    response_model=ConsentsOut,
+    status_code=201,
+    responses={200: {"description": "此版本此前已同意，未重复记录"}, **problem_responses(401, 403, 409, 422)},
+    summary="同意协议",
+)
+async def accept_consent(
+    body: ConsentIn, actor: PatientDep, session: SessionDep, request: Request, response: Response
+) -> ConsentsOut:
+    """Record that the patient accepted the current version of a document (with the client's IP address)."""
+    assert actor.ref is not None
+    client_ip = request.client.host if request.client else None
+    if not await record_consent(session, actor.ref, body.document, body.version, client_ip):
+        response.status_code = 200
+    consents = await consent_statuses(session, actor.ref)
+    return ConsentsOut(consents=consents, complete=all(consent.accepted for consent in consents))
+
+
+@router.put(
+    "/identity",
+    response_model=IdentityAccepted,
+    status_code=202,
+    responses=problem_responses(401, 403, 422),
+    summary="提交实名信息",
+)
+async def submit_identity(
+    body: IdentityIn, actor: PatientDep, session: SessionDep, ctx: ContextDep
+) -> IdentityAccepted:
+    """Store the identity encrypted and start its verification; `GET /me` shows the outcome.
+
+    422 `INVALID_ID_CARD` when the ID number is not a valid 18-character resident ID (GB 11643 check character).
+    """
+    assert actor.ref is not None
+    id_card = normalize_id_card(body.id_card_no, hospital_today())
+    if id_card is None:
+        raise Problem(
+            422,
+            "INVALID_ID_CARD",
+            "身份证号码无效",
+            "请填写 18 位居民身份证号码，并核对最后一位校验码。",
+            errors=[{"field": "body.id_card_no", "message": "身份证号码无效", "type": "id_card"}],
+        )
+    columns = identity_columns(ctx.cipher, name=body.name, id_card=id_card, phone=body.phone, address=body.address)
+    submission = submission_digest(ctx.cipher, body.name, id_card, body.phone)
+    await store_identity(session, actor.ref, columns=columns, submission=submission)
+    if ctx.on_identity_submitted is not None:
+        await ctx.on_identity_submitted(actor.ref, submission)
+    return IdentityAccepted()

@@ -1,0 +1,294 @@
+"""Prescriptions: the public rule check, the doctor's signature, the pharmacist's review, the patient's confirmation,
+then dispensing and sign-off. Each step is an update to the prescription's (or its fulfilment's) workflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from activities.rules.engine import RuleEngine, default_engine
+from api.auth import ActorDep, DoctorDep, PatientDep, PharmacistDep
+from api.deps import CipherDep, SessionDep, TemporalDep
+from api.errors import Problem, problem_responses
+from api.services.access import visible_prescription
+from api.services.temporal_calls import workflow_call
+from models.common import Role
+from models.fulfilment import DispenseCheck, FulfilmentState, SignOff, SignOffResult
+from models.prescription import (
+    CheckRequest,
+    CheckResult,
+    ConfirmPrescription,
+    PickupMethod,
+    PrescriptionDraft,
+    PrescriptionState,
+    ReviewPrescription,
+    RevisePrescription,
+    RxStage,
+    SignPrescription,
+)
+from models.tables import Fulfilment, Prescription
+from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
+from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
+
+router = APIRouter(prefix="/prescriptions", tags=["prescriptions"])
+
+_RULES = "\n".join(f"- `{rule['code']}`: {rule['description']}" for rule in RuleEngine.rule_codes())
+
+
+class PrescriptionSummary(BaseModel):
+    prescription_id: str
+    visit_id: str
+    patient_id: str
+    doctor_id: str
+    stage: RxStage
+    revision: int
+    verdict: str | None
+    total_fen: int | None
+    pickup: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PrescriptionDetail(BaseModel):
+    summary: PrescriptionSummary
+    draft: PrescriptionDraft
+    state: PrescriptionState
+    fulfilment: FulfilmentState | None = None
+
+
+class SignIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=500, description="存在需双签的项目时必填：再次签名的理由")
+
+
+class ReviewIn(BaseModel):
+    approve: bool
+    reason: str = Field(default="", max_length=500)
+
+
+class ConfirmIn(BaseModel):
+    pickup: PickupMethod
+    address: str | None = Field(default=None, max_length=300, examples=["北京市东城区东直门内南小街16号"])
+    recipient: str | None = Field(default=None, max_length=50, examples=["张三"])
+    phone: str | None = Field(default=None, pattern=r"^1\d{10}$", examples=["13800138000"])
+
+
+class DispenseIn(BaseModel):
+    approve: bool
+    note: str = Field(default="", max_length=500)
+
+
+class SignOffIn(BaseModel):
+    pickup_code: str = Field(pattern=r"^\d{6}$", examples=["123456"])
+
+
+class PickupCodeOut(BaseModel):
+    pickup_code: str
+
+
+@router.post(
+    "/check",
+    response_model=CheckResult,
+    responses=problem_responses(401, 403, 422),
+    summary="处方规则前置审核",
+    description="Runs the offline rule engine; no side effects. Finding codes:\n\n" + _RULES,
+)
+async def check(body: CheckRequest, actor: ActorDep) -> CheckResult:
+    if actor.role not in (Role.DOCTOR, Role.PHARMACIST):
+        raise Problem(403, "FORBIDDEN", "无权访问", "仅医生和药师可以使用处方审核")
+    return default_engine().check(body)
+
+
+def _summary(row: Prescription) -> PrescriptionSummary:
+    return PrescriptionSummary(
+        prescription_id=row.id,
+        visit_id=row.visit_id,
+        patient_id=row.patient_id,
+        doctor_id=row.doctor_id,
+        stage=RxStage(row.stage),
+        revision=row.revision,
+        verdict=row.verdict,
+        total_fen=row.total_fen,
+        pickup=row.pickup,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@router.get("", response_model=list[PrescriptionSummary], responses=problem_responses(401), summary="处方列表")
+async def list_prescriptions(
+    actor: ActorDep,
+    session: SessionDep,
+    stage: RxStage | None = Query(default=None, description="药师的待审队列用 awaiting_review"),
+    limit: int = Query(default=50, ge=1, le=200),
+    offset: int = Query(default=0, ge=0),
+) -> list[PrescriptionSummary]:
+    """Patients and doctors see their own; pharmacists and admins see all (the review queue)."""
+    query = select(Prescription).order_by(Prescription.created_at.desc()).limit(limit).offset(offset)
+    if actor.role is Role.PATIENT:
+        query = query.where(Prescription.patient_id == actor.ref)
+    elif actor.role is Role.DOCTOR:
+        query = query.where(Prescription.doctor_id == actor.ref)
+    elif actor.role not in (Role.PHARMACIST, Role.ADMIN):
+        return []
+    if stage is not None:
+        query = query.where(Prescription.stage == stage.value)
+    return [_summary(row) for row in (await session.execute(query)).scalars()]
+
+
+@router.get(
+    "/{prescription_id}", response_model=PrescriptionDetail, responses=problem_responses(401, 404), summary="处方详情"
+)
+async def get_prescription(
+    prescription_id: str, actor: ActorDep, session: SessionDep, temporal: TemporalDep
+) -> PrescriptionDetail:
+    row = await visible_prescription(session, actor, prescription_id)
+    state = await workflow_call(
+        temporal.get_workflow_handle(prescription_workflow_id(prescription_id)).query(PrescriptionWorkflow.state)
+    )
+    fulfilment = None
+    if state.stage in (RxStage.FULFILLING, RxStage.COMPLETED):
+        try:
+            fulfilment = await workflow_call(_fulfil(temporal, prescription_id).query(FulfilmentWorkflow.state))
+        except Problem as missing:
+            if missing.status != 404:
+                raise  # the fulfilment flow starts just after the payment: until then there is none to show
+    return PrescriptionDetail(
+        summary=_summary(row), draft=PrescriptionDraft.model_validate(row.draft), state=state, fulfilment=fulfilment
+    )
+
+
+def _rx(temporal: TemporalDep, prescription_id: str):
+    return temporal.get_workflow_handle(prescription_workflow_id(prescription_id))
+
+
+@router.post(
+    "/{prescription_id}/sign",
+    response_model=PrescriptionState,
+    responses=problem_responses(401, 404, 409),
+    summary="医生签名",
+)
+async def sign(
+    prescription_id: str, body: SignIn, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
+) -> PrescriptionState:
+    """409 `RX_BLOCKED` when the rule check blocks it; `RX_REASON_REQUIRED` when a finding needs a second signature."""
+    await visible_prescription(session, actor, prescription_id)
+    return await workflow_call(
+        _rx(temporal, prescription_id).execute_update(
+            PrescriptionWorkflow.sign, SignPrescription(doctor_id=actor.ref or "", reason=body.reason)
+        )
+    )
+
+
+@router.post(
+    "/{prescription_id}/revise",
+    response_model=PrescriptionState,
+    responses=problem_responses(401, 404, 409, 422),
+    summary="修改处方",
+)
+async def revise(
+    prescription_id: str, body: PrescriptionDraft, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
+) -> PrescriptionState:
+    await visible_prescription(session, actor, prescription_id)
+    return await workflow_call(
+        _rx(temporal, prescription_id).execute_update(
+            PrescriptionWorkflow.revise, RevisePrescription(doctor_id=actor.ref or "", draft=body)
+        )
+    )
+
+
+@router.post(
+    "/{prescription_id}/review",
+    response_model=PrescriptionState,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="药师审方",
+)
+async def review(
+    prescription_id: str, body: ReviewIn, actor: PharmacistDep, session: SessionDep, temporal: TemporalDep
+) -> PrescriptionState:
+    """Approve (the pharmacist's signature makes the prescription valid) or reject with a reason back to the doctor."""
+    await visible_prescription(session, actor, prescription_id)
+    return await workflow_call(
+        _rx(temporal, prescription_id).execute_update(
+            PrescriptionWorkflow.review,
+            ReviewPrescription(pharmacist_id=actor.ref or "", approve=body.approve, reason=body.reason),
+        )
+    )
+
+
+@router.post(
+    "/{prescription_id}/confirm",
+    response_model=PrescriptionState,
+    responses=problem_responses(401, 404, 409, 422),
+    summary="患者确认处方",
+)
+async def confirm(
+    prescription_id: str, body: ConfirmIn, actor: PatientDep, session: SessionDep, temporal: TemporalDep
+) -> PrescriptionState:
+    """Confirm the items, the pickup method and (for delivery) the address; answers with the bill to pay."""
+    await visible_prescription(session, actor, prescription_id)
+    return await workflow_call(
+        _rx(temporal, prescription_id).execute_update(
+            PrescriptionWorkflow.confirm, ConfirmPrescription(patient_id=actor.ref or "", **body.model_dump())
+        )
+    )
+
+
+def _fulfil(temporal: TemporalDep, prescription_id: str):
+    return temporal.get_workflow_handle(fulfilment_workflow_id(prescription_id))
+
+
+@router.post(
+    "/{prescription_id}/dispense",
+    response_model=FulfilmentState,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="调剂复核",
+)
+async def dispense(
+    prescription_id: str, body: DispenseIn, actor: PharmacistDep, session: SessionDep, temporal: TemporalDep
+) -> FulfilmentState:
+    await visible_prescription(session, actor, prescription_id)
+    return await workflow_call(
+        _fulfil(temporal, prescription_id).execute_update(
+            FulfilmentWorkflow.dispense,
+            DispenseCheck(pharmacist_id=actor.ref or "", approve=body.approve, note=body.note),
+        ),
+        missing="处方尚未进入调剂",
+    )
+
+
+@router.get(
+    "/{prescription_id}/pickup-code",
+    response_model=PickupCodeOut,
+    responses=problem_responses(401, 403, 404),
+    summary="我的提货码",
+)
+async def pickup_code(prescription_id: str, actor: PatientDep, session: SessionDep, cipher: CipherDep) -> PickupCodeOut:
+    await visible_prescription(session, actor, prescription_id)
+    fulfilment = await session.get(Fulfilment, prescription_id)
+    if fulfilment is None or fulfilment.pickup_code_enc is None:
+        raise Problem(404, "NOT_FOUND", "提货码尚未生成", "药品调剂完成后生成提货码")
+    return PickupCodeOut(pickup_code=cipher.decrypt("pickup_code", fulfilment.pickup_code_enc) or "")
+
+
+@router.post(
+    "/{prescription_id}/sign-off",
+    response_model=SignOffResult,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="凭提货码签收",
+)
+async def sign_off(
+    prescription_id: str, body: SignOffIn, actor: ActorDep, session: SessionDep, temporal: TemporalDep
+) -> SignOffResult:
+    """The receiving patient (or the pharmacy counter for pickups) enters the code; wrong codes are counted."""
+    if actor.role not in (Role.PATIENT, Role.PHARMACIST):
+        raise Problem(403, "FORBIDDEN", "无权访问", "仅患者本人或药房人员可以签收")
+    await visible_prescription(session, actor, prescription_id)
+    return await workflow_call(
+        _fulfil(temporal, prescription_id).execute_update(
+            FulfilmentWorkflow.sign_off, SignOff(actor_id=actor.ref or "", pickup_code=body.pickup_code)
+        ),
+        missing="处方尚未进入配送",
+    )

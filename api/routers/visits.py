@@ -1,0 +1,257 @@
+"""Bookings and visits (挂号、接诊、复诊): booking holds a slot in PostgreSQL, then everything else is a message to the
+visit's workflow. Lists come from the read model the workflow keeps."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from api.auth import ActorDep, DoctorDep, PatientDep
+from api.consents import require_consents
+from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.errors import problem_responses
+from api.idempotency import idempotent
+from api.services.access import visible_visit
+from api.services.bookings import hold_slot, start_visit
+from api.services.temporal_calls import workflow_call
+from models.common import Role
+from models.prescription import PrescriptionDraft
+from models.tables import Visit
+from models.visit import (
+    AbortVisit,
+    AcceptVisit,
+    CancelVisit,
+    FinishVisit,
+    Prescribe,
+    TcmRecord,
+    VisitStage,
+    VisitState,
+    WriteRecord,
+)
+from workflows.visit import VisitWorkflow, visit_workflow_id
+
+router = APIRouter(tags=["visits"])
+
+
+class BookingIn(BaseModel):
+    slot_id: str = Field(min_length=1, max_length=40, examples=["doc-1-20261126-0900"])
+
+
+class VisitSummary(BaseModel):
+    visit_id: str
+    patient_id: str
+    doctor_id: str
+    slot_id: str
+    disease_code: str
+    stage: VisitStage
+    fee_fen: int
+    starts_at: datetime
+    bill_id: str | None
+    queue_no: int | None
+    abort_reason: str | None
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, examples=["临时有事，无法按时就诊"])
+
+
+class AbortIn(ReasonIn):
+    advice: str = Field(default="", max_length=2000, examples=["建议尽快到医院门诊面诊。"])
+
+
+class PrescribeIn(PrescriptionDraft):
+    pass
+
+
+class PrescribeOut(BaseModel):
+    prescription_id: str
+
+
+@router.post(
+    "/bookings",
+    status_code=201,
+    response_model=VisitState,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="预约挂号",
+)
+async def book(
+    body: BookingIn,
+    request: Request,
+    actor: PatientDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+):
+    """Hold the slot and open the registration bill; answers with where and until when to pay.
+
+    409 `SLOT_TAKEN` (with `next_free` slots of the same doctor) when someone else holds it;
+    403 `NOT_ELIGIBLE_FOR_REVISIT` without a valid revisit check for the slot's disease;
+    403 `IDENTITY_NOT_VERIFIED` before real-name verification.
+    """
+    patient_id = actor.ref or ""
+
+    async def compute() -> tuple[int, dict]:
+        await require_consents(session, patient_id)
+        held = await hold_slot(session, settings, patient_id, body.slot_id)
+        state = await start_visit(temporal, settings, held, patient_id)
+        return 201, state.model_dump(mode="json")
+
+    return await idempotent(request, actor, idempotency_key, compute)
+
+
+@router.get(
+    "/visits", response_model=list[VisitSummary], responses=problem_responses(401, 403), summary="挂号/复诊列表"
+)
+async def list_visits(
+    actor: ActorDep,
+    session: SessionDep,
+    stage: VisitStage | None = Query(default=None, description="按状态筛选；医生的待接诊列表用 waiting_doctor"),
+    limit: int = Query(default=50, ge=1, le=200),
+    offset: int = Query(default=0, ge=0),
+) -> list[VisitSummary]:
+    """Patients see their own visits, doctors the visits assigned to them (待接诊/接诊中/已完成), admins all."""
+    query = select(Visit).order_by(Visit.starts_at.desc()).limit(limit).offset(offset)
+    if actor.role is Role.PATIENT:
+        query = query.where(Visit.patient_id == actor.ref)
+    elif actor.role is Role.DOCTOR:
+        query = query.where(Visit.doctor_id == actor.ref)
+    elif actor.role is not Role.ADMIN:
+        return []
+    if stage is not None:
+        query = query.where(Visit.stage == stage.value)
+    return [_summary(row) for row in (await session.execute(query)).scalars()]
+
+
+def _summary(row: Visit) -> VisitSummary:
+    return VisitSummary(
+        visit_id=row.id,
+        patient_id=row.patient_id,
+        doctor_id=row.doctor_id,
+        slot_id=row.slot_id,
+        disease_code=row.disease_code,
+        stage=VisitStage(row.stage),
+        fee_fen=row.fee_fen,
+        starts_at=row.starts_at,
+        bill_id=row.bill_id,
+        queue_no=row.queue_no,
+        abort_reason=row.abort_reason,
+    )
+
+
+@router.get("/visits/{visit_id}", response_model=VisitState, responses=problem_responses(401, 404), summary="挂号详情")
+async def get_visit(visit_id: str, actor: ActorDep, session: SessionDep, temporal: TemporalDep) -> VisitState:
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    return await workflow_call(handle.query(VisitWorkflow.state))
+
+
+@router.post(
+    "/visits/{visit_id}/cancel",
+    response_model=VisitState,
+    responses=problem_responses(401, 404, 409),
+    summary="取消预约",
+)
+async def cancel_visit(
+    visit_id: str, body: ReasonIn, actor: PatientDep, session: SessionDep, temporal: TemporalDep
+) -> VisitState:
+    """Before paying the bill closes at once; after paying and before the doctor accepts, the fee is refunded."""
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    return await workflow_call(
+        handle.execute_update(VisitWorkflow.cancel, CancelVisit(patient_id=actor.ref or "", reason=body.reason))
+    )
+
+
+@router.post(
+    "/visits/{visit_id}/accept", response_model=VisitState, responses=problem_responses(401, 404, 409), summary="接诊"
+)
+async def accept_visit(visit_id: str, actor: DoctorDep, session: SessionDep, temporal: TemporalDep) -> VisitState:
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    return await workflow_call(handle.execute_update(VisitWorkflow.accept, AcceptVisit(doctor_id=actor.ref or "")))
+
+
+@router.post(
+    "/visits/{visit_id}/abort",
+    response_model=VisitState,
+    responses=problem_responses(401, 404, 409, 422),
+    summary="中止复诊",
+)
+async def abort_visit(
+    visit_id: str, body: AbortIn, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
+) -> VisitState:
+    """The doctor finds online care unsuitable: the visit ends with the reason and advice, and the fee is refunded."""
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    return await workflow_call(
+        handle.execute_update(
+            VisitWorkflow.abort, AbortVisit(doctor_id=actor.ref or "", reason=body.reason, advice=body.advice)
+        )
+    )
+
+
+@router.put(
+    "/visits/{visit_id}/record",
+    response_model=VisitState,
+    responses=problem_responses(401, 404, 409, 422),
+    summary="书写病历",
+)
+async def write_record(
+    visit_id: str, body: TcmRecord, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
+) -> VisitState:
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    return await workflow_call(
+        handle.execute_update(VisitWorkflow.write_record, WriteRecord(doctor_id=actor.ref or "", record=body))
+    )
+
+
+@router.post(
+    "/visits/{visit_id}/prescriptions",
+    status_code=201,
+    response_model=PrescribeOut,
+    responses=problem_responses(401, 404, 409, 422),
+    summary="开具处方",
+)
+async def prescribe(
+    visit_id: str,
+    body: PrescribeIn,
+    request: Request,
+    actor: DoctorDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+):
+    """Starts the prescription's own flow: the rule pre-review runs at once (see `GET /prescriptions/{id}`)."""
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+
+    async def compute() -> tuple[int, dict]:
+        prescription_id = f"{visit_id}-rx{secrets.token_hex(3)}"
+        draft = PrescriptionDraft.model_validate(body.model_dump())
+        created = await workflow_call(
+            handle.execute_update(
+                VisitWorkflow.prescribe,
+                Prescribe(doctor_id=actor.ref or "", prescription_id=prescription_id, draft=draft),
+            )
+        )
+        return 201, {"prescription_id": created}
+
+    return await idempotent(request, actor, idempotency_key, compute)
+
+
+@router.post(
+    "/visits/{visit_id}/finish",
+    response_model=VisitState,
+    responses=problem_responses(401, 404, 409),
+    summary="结束复诊",
+)
+async def finish_visit(visit_id: str, actor: DoctorDep, session: SessionDep, temporal: TemporalDep) -> VisitState:
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    return await workflow_call(handle.execute_update(VisitWorkflow.finish, FinishVisit(doctor_id=actor.ref or "")))

@@ -1,0 +1,1 @@
+"""Response and request bodies that exist only at the HTTP boundary (shared DTOs live in `models/`)."""

@@ -1,0 +1,46 @@
+"""Who may see which record. Anything an actor may not see does not exist for them: 404, never 403, so ids of
+other patients' records cannot be probed."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Actor
+from api.errors import Problem
+from models.common import Role
+from models.tables import Bill, Prescription, Visit
+
+
+def _not_found(what: str) -> Problem:
+    return Problem(404, "NOT_FOUND", "未找到", f"{what}不存在")
+
+
+async def visible_visit(session: AsyncSession, actor: Actor, visit_id: str) -> Visit:
+    visit = await session.get(Visit, visit_id)
+    if visit is None or not (
+        actor.role is Role.ADMIN
+        or (actor.role is Role.PATIENT and visit.patient_id == actor.ref)
+        or (actor.role is Role.DOCTOR and visit.doctor_id == actor.ref)
+    ):
+        raise _not_found("挂号记录")
+    return visit
+
+
+async def visible_prescription(session: AsyncSession, actor: Actor, prescription_id: str) -> Prescription:
+    rx = await session.get(Prescription, prescription_id)
+    if rx is None or not (
+        actor.role in (Role.ADMIN, Role.PHARMACIST)
+        or (actor.role is Role.PATIENT and rx.patient_id == actor.ref)
+        or (actor.role is Role.DOCTOR and rx.doctor_id == actor.ref)
+    ):
+        raise _not_found("处方")
+    return rx
+
+
+async def visible_bill(session: AsyncSession, actor: Actor, bill_id: str) -> Bill:
+    bill = await session.get(Bill, bill_id)
+    if bill is None or not (
+        actor.role in (Role.ADMIN, Role.FINANCE) or (actor.role is Role.PATIENT and bill.patient_id == actor.ref)
+    ):
+        raise _not_found("订单")
+    return bill

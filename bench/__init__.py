@@ -1,0 +1,1 @@
+"""Benchmarks, each runnable as `.venv/bin/python bench/<name>.py` and printing one JSON line."""

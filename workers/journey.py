@@ -1,0 +1,326 @@
+"""One patient's whole follow-up journey, driven over the HTTP API exactly as the front-end apps drive it.
+
+`make demo` runs it against the running stack and prints the timeline; the end-to-end and durability tests run it
+against an in-process app. Every step checks the answer it got and raises `JourneyError` when the platform did
+not do what the step expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PASSWORD = "Qihuang#2026"
+
+RECORD = {
+    "chief_complaint": "胃脘胀满反复3月，加重1周",
+    "present_illness": "3月前饮食不节后出现胃脘胀满，食后尤甚，伴纳差乏力，大便溏薄。",
+    "past_history": "慢性浅表性胃炎病史2年",
+    "allergy_history": "否认药物过敏史",
+    "tongue": "舌淡胖，边有齿痕，苔白腻",
+    "pulse": "脉濡缓",
+    "tcm_disease": "胃痞病",
+    "tcm_syndrome": "脾虚湿阻证",
+    "western_diagnosis": "K29.301 慢性浅表性胃炎",
+    "treatment_principle": "健脾化湿，理气消痞",
+    "orders": "饮食清淡，忌生冷油腻；7剂后复诊。",
+}
+
+# 香砂六君子汤加减. 党参 above its ChP range makes the rule check ask for a second signature with a reason.
+PRESCRIPTION = {
+    "diagnosis": "胃痞病 脾虚湿阻证",
+    "items": [
+        {"herb": "党参", "dose_g": 35},
+        {"herb": "白术", "dose_g": 12},
+        {"herb": "茯苓", "dose_g": 15},
+        {"herb": "陈皮", "dose_g": 9},
+        {"herb": "木香", "dose_g": 6, "decoction": "后下"},
+        {"herb": "砂仁", "dose_g": 6, "decoction": "后下"},
+        {"herb": "甘草", "dose_g": 6},
+    ],
+    "doses": 7,
+    "usage": "水煎服，每日一剂，早晚饭后温服",
+}
+
+
+class JourneyError(RuntimeError):
+    pass
+
+
+@dataclass
+class Step:
+    at_s: float
+    actor: str
+    what: str
+    detail: str = ""
+
+
+@dataclass
+class Journey:
+    """Drives one journey; `timeline` records what happened, `ids` the flow ids to look up in the Temporal UI."""
+
+    http: httpx.AsyncClient
+    patient: str = "demo-patient"
+    doctor: str = "demo-doctor"
+    pharmacist: str = "demo-pharmacist"
+    admin: str = "demo-admin"
+    password: str = PASSWORD
+    poll_s: float = 0.1
+    wait_s: float = 60.0
+    timeline: list[Step] = field(default_factory=list)
+    ids: dict[str, str] = field(default_factory=dict)
+    _tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+    _start: float = field(default_factory=time.monotonic)
+
+    # --- plumbing ---
+
+    def log(self, actor: str, what: str, detail: str = "") -> None:
+        self.timeline.append(Step(round(time.monotonic() - self._start, 2), actor, what, detail))
+
+    async def login(self, username: str) -> dict[str, str]:
+        if username not in self._tokens:
+            answer = await self.http.post("/api/v1/auth/token", data={"username": username, "password": self.password})
+            self._expect(answer, 200, f"{username} 登录")
+            self._tokens[username] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+        return self._tokens[username]
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        user: str,
+        expected: int | tuple[int, ...] = 200,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        headers = {**(await self.login(user)), **(headers or {})}
+        answer = await self.http.request(method, f"/api/v1{path}", headers=headers, **kwargs)
+        self._expect(answer, expected, f"{method} {path}")
+        return answer.json() if answer.content else None
+
+    @staticmethod
+    def _expect(answer: httpx.Response, expected: int | tuple[int, ...], what: str) -> None:
+        if answer.status_code not in (expected if isinstance(expected, tuple) else (expected,)):
+            raise JourneyError(f"{what}: expected {expected}, got {answer.status_code}: {answer.text[:500]}")
+
+    async def until(self, what: str, probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool]) -> Any:
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            value = await probe()
+            if done(value):
+                return value
+            if time.monotonic() > deadline:
+                raise JourneyError(f"timed out waiting for: {what} (last: {value})")
+            await asyncio.sleep(self.poll_s)
+
+    # --- the patient gets ready ---
+
+    async def register_patient(self, identity: dict[str, str], disease_code: str) -> None:
+        """Real-name data, the informed consent and privacy policy, then the revisit check for the disease."""
+        documents = (await self.http.get("/api/v1/consent-documents")).json()
+        for document in documents:
+            await self.call(  # 200: this version was accepted before
+                "POST", "/me/consents", self.patient, expected=(200, 201),
+                json={"document": document["document"], "version": document["version"]},
+            )  # fmt: skip
+        self.log(self.patient, "签署知情同意书与隐私协议", ", ".join(d["document"] for d in documents))
+        await self.call("PUT", "/me/identity", self.patient, expected=202, json=identity)
+        me = await self.until(
+            "实名认证", lambda: self.call("GET", "/me", self.patient), lambda me: me["patient"]["verified"]
+        )
+        self.log(self.patient, "实名认证通过", f"手机 {me['patient'].get('phone_masked', '')}")
+        decision = await self.call("POST", "/revisit-checks", self.patient, json={"disease_code": disease_code})
+        if decision["status"] != "eligible":
+            raise JourneyError(f"revisit check: {decision}")
+        self.ids["revisit"] = f"revisit-{decision['patient_id']}-{disease_code}"
+        evidence = decision["evidence"][0]
+        self.log(self.patient, "复诊预判通过", f"{evidence['disease_name']}，线下就诊 {evidence['encounter_id']}")
+
+    # --- booking and paying ---
+
+    async def free_slot(self, doctor_id: str, disease_code: str, skip: int = 0) -> str:
+        today = date.today()
+        for offset in range(1, 8):
+            day = (today + timedelta(days=offset)).isoformat()
+            slots = (await self.http.get(f"/api/v1/doctors/{doctor_id}/slots", params={"date": day})).json()
+            free = [s["id"] for s in slots if s["status"] == "open" and s["disease_code"] == disease_code]
+            if len(free) > skip:
+                return free[skip]
+            skip -= len(free)
+        raise JourneyError(f"no free slot of {doctor_id} for {disease_code}")
+
+    async def book(self, slot_id: str) -> dict[str, Any]:
+        visit = await self.call(
+            "POST", "/bookings", self.patient, expected=201,
+            json={"slot_id": slot_id}, headers={"Idempotency-Key": str(uuid.uuid4())},
+        )  # fmt: skip
+        self.ids["visit"] = f"visit-{visit['visit_id']}"
+        self.ids["registration_bill"] = f"bill-{visit['bill_id']}"
+        self.log(self.patient, "预约挂号", f"号源 {slot_id}，挂号费 {visit['fee_fen'] / 100:.2f} 元，待支付")
+        return visit
+
+    async def pay(self, bill_id: str, what: str) -> None:
+        await self.call("POST", f"/sandbox/cashier/{bill_id}/pay", self.patient)
+        bill = await self.until(
+            f"{what}到账", lambda: self.call("GET", f"/bills/{bill_id}", self.patient), lambda b: b["status"] == "paid"
+        )
+        self.log(
+            self.patient,
+            f"支付{what}",
+            f"{bill['amount_fen'] / 100:.2f} 元（沙箱渠道回调），交易号 {bill['transaction_id']}",
+        )
+
+    async def visit_stage(self, visit_id: str, stage: str, user: str) -> dict[str, Any]:
+        return await self.until(
+            f"复诊进入 {stage}",
+            lambda: self.call("GET", f"/visits/{visit_id}", user),
+            lambda v: v["stage"] == stage,
+        )
+
+    # --- the consult ---
+
+    async def consult(self, visit_id: str) -> str:
+        waiting = await self.call("GET", "/visits", self.doctor, params={"stage": "waiting_doctor"})
+        if visit_id not in {v["visit_id"] for v in waiting}:
+            raise JourneyError("the visit is not on the doctor's waiting list")
+        inbox = await self.call("GET", "/me/notifications", self.doctor)
+        self.log(self.doctor, "收到接诊通知", inbox["items"][0]["body"] if inbox.get("items") else "")
+        await self.call("POST", f"/visits/{visit_id}/accept", self.doctor)
+        self.log(self.doctor, "接诊", visit_id)
+        await self.call("PUT", f"/visits/{visit_id}/record", self.doctor, json=RECORD)
+        self.log(self.doctor, "书写中医病历", f"{RECORD['tcm_disease']} · {RECORD['tcm_syndrome']}")
+        created = await self.call(
+            "POST", f"/visits/{visit_id}/prescriptions", self.doctor, expected=201, json=PRESCRIPTION
+        )
+        prescription_id = created["prescription_id"]
+        self.ids["prescription"] = f"rx-{prescription_id}"
+        detail = await self.until(
+            "前置审方",
+            lambda: self.call("GET", f"/prescriptions/{prescription_id}", self.doctor),
+            lambda d: d["state"]["check"] is not None,
+        )
+        check = detail["state"]["check"]
+        findings = "；".join(f"{f['code']}({f['severity']}) {f['message']}" for f in check["findings"]) or "无"
+        self.log("rules", f"前置审方：{check['verdict']}", findings)
+        reason = "患者久病脾虚，党参加量以益气健脾" if check["verdict"] == "sign_again" else None
+        signed = await self.call("POST", f"/prescriptions/{prescription_id}/sign", self.doctor, json={"reason": reason})
+        self.log(
+            self.doctor, "医生签名" + ("（超量双签）" if reason else ""), f"{len(signed['doctor_signatures'])} 个签名"
+        )
+        await self.call("POST", f"/visits/{visit_id}/finish", self.doctor)
+        self.log(self.doctor, "结束复诊", visit_id)
+        return prescription_id
+
+    async def review(self, prescription_id: str) -> None:
+        queue = await self.call("GET", "/prescriptions", self.pharmacist, params={"stage": "awaiting_review"})
+        if prescription_id not in {p["prescription_id"] for p in queue}:
+            raise JourneyError("the prescription is not in the pharmacist's review queue")
+        state = await self.call(
+            "POST", f"/prescriptions/{prescription_id}/review", self.pharmacist, json={"approve": True}
+        )
+        if state["stage"] != "awaiting_confirmation":
+            raise JourneyError(f"review: {state['stage']}")
+        self.log(self.pharmacist, "药师审方通过", f"签名摘要 {state['pharmacist_signature']['digest'][:16]}…")
+
+    async def confirm_and_pay(self, prescription_id: str, identity: dict[str, str]) -> None:
+        state = await self.call(
+            "POST", f"/prescriptions/{prescription_id}/confirm", self.patient,
+            json={"pickup": "delivery", "address": "北京市东城区东直门内南小街16号", "recipient": identity["name"],
+                  "phone": identity["phone"]},
+        )  # fmt: skip
+        self.log(self.patient, "确认处方，选择配送到家", f"药费 {state['total_fen'] / 100:.2f} 元")
+        self.ids["prescription_bill"] = f"bill-{state['bill_id']}"
+        await self.pay(state["bill_id"], "药费")
+
+    async def fulfil(self, prescription_id: str) -> None:
+        self.ids["fulfilment"] = f"fulfil-{prescription_id}"
+        await self.until(
+            "药房接单",
+            lambda: self.call("GET", f"/prescriptions/{prescription_id}", self.pharmacist),
+            lambda d: (d.get("fulfilment") or {}).get("pharmacy_order_no") is not None,
+        )
+        await self.call("POST", f"/prescriptions/{prescription_id}/dispense", self.pharmacist, json={"approve": True})
+        self.log(self.pharmacist, "调剂复核并发药", prescription_id)
+        shipped = await self.until(
+            "快递揽收",
+            lambda: self.call("GET", f"/prescriptions/{prescription_id}", self.patient),
+            lambda d: (d.get("fulfilment") or {}).get("waybill_no") is not None,
+        )
+        waybill = shipped["fulfilment"]["waybill_no"]
+        for status in ("picked_up", "in_transit", "delivered"):
+            await self.call("POST", f"/sandbox/courier/{waybill}/advance", self.admin, json={"status": status})
+        await self.until(
+            "送达",
+            lambda: self.call("GET", f"/prescriptions/{prescription_id}", self.patient),
+            lambda d: (d.get("fulfilment") or {}).get("stage") == "delivered",
+        )
+        self.log("courier", "配送完成", f"运单 {waybill}：揽收 → 运输 → 送达（物流回调）")
+        code = (await self.call("GET", f"/prescriptions/{prescription_id}/pickup-code", self.patient))["pickup_code"]
+        result = await self.call(
+            "POST", f"/prescriptions/{prescription_id}/sign-off", self.patient, json={"pickup_code": code}
+        )
+        if not result["accepted"]:
+            raise JourneyError("the right pickup code was refused")
+        done = await self.until(
+            "处方完成",
+            lambda: self.call("GET", f"/prescriptions/{prescription_id}", self.patient),
+            lambda d: d["state"]["stage"] == "completed",
+        )
+        self.log(self.patient, "凭提货码签收", f"处方状态 {done['state']['stage']}")
+
+    async def happy_path(self, identity: dict[str, str], doctor_id: str, disease_code: str, slot_skip: int = 0) -> None:
+        await self.register_patient(identity, disease_code)
+        visit = await self.book(await self.free_slot(doctor_id, disease_code, slot_skip))
+        await self.pay(visit["bill_id"], "挂号费")
+        await self.visit_stage(visit["visit_id"], "waiting_doctor", self.patient)
+        prescription_id = await self.consult(visit["visit_id"])
+        await self.review(prescription_id)
+        await self.confirm_and_pay(prescription_id, identity)
+        await self.fulfil(prescription_id)
+
+    # --- unhappy paths ---
+
+    async def unpaid_bill_closes(self, doctor_id: str, disease_code: str, slot_skip: int = 0) -> None:
+        slot_id = await self.free_slot(doctor_id, disease_code, slot_skip)
+        visit = await self.book(slot_id)
+        self.log(self.patient, "未支付，等待支付时限", f"截止 {visit['pay_deadline']}")
+        await self.visit_stage(visit["visit_id"], "cancelled", self.patient)
+        bill = await self.call("GET", f"/bills/{visit['bill_id']}", self.patient)
+        if bill["status"] != "closed":
+            raise JourneyError(f"bill after the window: {bill['status']}")
+        slots = await self.http.get(f"/api/v1/doctors/{doctor_id}/slots", params={"date": visit_day(visit)})
+        status = {s["id"]: s["status"] for s in slots.json()}.get(slot_id)
+        if status != "open":
+            raise JourneyError(f"slot after the window: {status}")
+        self.log("system", "订单超时自动关闭，号源已释放", f"{visit['bill_id']} closed；号源 {slot_id} open")
+
+    async def doctor_aborts(self, doctor_id: str, disease_code: str, slot_skip: int = 0) -> None:
+        visit = await self.book(await self.free_slot(doctor_id, disease_code, slot_skip))
+        await self.pay(visit["bill_id"], "挂号费")
+        await self.visit_stage(visit["visit_id"], "waiting_doctor", self.patient)
+        await self.call("POST", f"/visits/{visit['visit_id']}/accept", self.doctor)
+        ended = await self.call(
+            "POST", f"/visits/{visit['visit_id']}/abort", self.doctor,
+            json={"reason": "症状提示需线下检查，不宜在线复诊", "advice": "请尽快到消化内科门诊就诊。"},
+        )  # fmt: skip
+        self.log(self.doctor, "中止复诊", ended["abort_reason"])
+        bill = await self.until(
+            "挂号费退款",
+            lambda: self.call("GET", f"/bills/{visit['bill_id']}", self.patient),
+            lambda b: b["refunded_fen"] == b["amount_fen"],
+        )
+        self.ids["refund"] = f"refund-{visit['bill_id']}-1"
+        self.log("system", "挂号费原路退回", f"{bill['refunded_fen'] / 100:.2f} 元")
+
+
+def visit_day(visit: dict[str, Any]) -> str:
+    return datetime.fromisoformat(visit["starts_at"]).astimezone(SHANGHAI).date().isoformat()
