@@ -45,3 +45,11 @@ async def ensure_database(url: str, database: str, *, fresh: bool = False) -> st
     finally:
         await conn.close()
     return with_database(url, database)
+
+
+async def drop_database(url: str, database: str) -> None:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -1,12 +1,11 @@
 """Session-wide real infrastructure: one PostgreSQL database (migrated) and one Temporal dev server.
 
 `DATABASE_URL` picks an existing PostgreSQL server (CI); otherwise an embedded one is started under `.qihuang/`.
-A fresh database `qihuang_test` is created on that server for every run.
+A fresh database is created on that server for every run and dropped at its end, so runs never share state.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from core.binaries import find_executable
 from core.db import make_engine, make_sessionmaker
 from core.migrate import upgrade
-from core.postgres import ensure_database, server_url
+from core.postgres import drop_database, ensure_database, server_url
 from core.settings import Settings
 from core.temporal import DATA_CONVERTER
 
@@ -33,11 +32,12 @@ def settings() -> Settings:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def database_url() -> str:
+async def database_url() -> AsyncIterator[str]:
     server = server_url(ROOT / ".qihuang" / "test-pg")
-    url = await ensure_database(server, "qihuang_test", fresh=True)
-    os.environ["DATABASE_URL"] = url
-    return url
+    name = f"qihuang_test_{uuid.uuid4().hex[:8]}"
+    url = await ensure_database(server, name, fresh=True)
+    yield url
+    await drop_database(server, name)
 
 
 @pytest_asyncio.fixture(scope="session")
