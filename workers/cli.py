@@ -69,7 +69,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("api.main:app", host=args.host, port=args.port)
+    # The API logs each request itself, structured; uvicorn's access log would repeat it.
+    uvicorn.run("api.main:app", host=args.host, port=args.port, access_log=False)
     return 0
 
 

@@ -444,7 +444,17 @@ class Stack:
         api_url = f"http://{url_host(api_config.host)}:{ports.api}"
         env = child_env(self.config, os.environ, database_url=url, temporal_address=temporal_address, api_url=api_url)
         await self._start("worker", [sys.executable, "-m", "workers.worker"], env)
-        uvicorn = ["-m", "uvicorn", "api.main:app", "--host", api_config.host, "--port", str(ports.api)]
+        # The API writes its own structured access log line per request; uvicorn's would repeat it unstructured.
+        uvicorn = [
+            "-m",
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            api_config.host,
+            "--port",
+            str(ports.api),
+            "--no-access-log",
+        ]
         await self._start("api", [sys.executable, *uvicorn], env)
 
         async with httpx.AsyncClient(timeout=2.0) as http:

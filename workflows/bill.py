@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from models.billing import BillInput, BillState, BillStatus, ChannelOrder, ChannelOrderStatus, PaymentNotice
 
-from workflows.steps import call, db, notify, yuan
+from workflows.steps import call, db, local, notify, yuan
 
 BILL_OPENED_SIGNAL = "bill_opened"
 
@@ -49,7 +49,7 @@ class BillWorkflow:
             "bill_opened",
             what=what,
             amount=yuan(bill.amount_fen),
-            deadline=self._state.pay_deadline.strftime("%H:%M"),
+            deadline=local(self._state.pay_deadline, "%H:%M"),
         )
 
         try:

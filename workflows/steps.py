@@ -7,7 +7,7 @@ activities on the integration queue, named after the workflow's own queue so tes
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
@@ -47,6 +47,14 @@ async def notify(key: str, user_ref: str, template: str, **params: str) -> None:
     """Send a notice; the key is derived from the workflow id so a replayed or retried step sends it once."""
     notice = Notice(key=f"{workflow.info().workflow_id}:{key}", user_ref=user_ref, template=template, params=params)
     await call(NoticeActivities.send_notice, notice)
+
+
+# Notices show hospital time. China keeps no daylight saving, so a fixed offset is exact (and needs no tz database).
+HOSPITAL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def local(moment: datetime, pattern: str = "%m-%d %H:%M") -> str:
+    return moment.astimezone(HOSPITAL_TZ).strftime(pattern)
 
 
 def yuan(fen: int) -> str:

@@ -19,9 +19,9 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.adapters.his import HisRegistration
+    from activities.prescriptions import PrescriptionActivities
     from activities.visits import VisitActivities
     from models.billing import BillInput, BillKind, BillState, BillStatus, RefundInput, RefundResult
-    from activities.prescriptions import PrescriptionActivities
     from models.prescription import PrescriptionInput, PrescriptionState, RxStage
     from models.visit import (
         AbortVisit,
@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
 from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
 from workflows.refund import RefundWorkflow, refund_workflow_id
-from workflows.steps import call, db, notify
+from workflows.steps import call, db, local, notify
 
 REMINDER_LEAD = timedelta(minutes=10)
 _OPEN_STAGES = (VisitStage.WAITING_DOCTOR, VisitStage.IN_CONSULT)
@@ -103,7 +103,7 @@ class VisitWorkflow:
         self._state.queue_no = registration.queue_no
         self._state.stage = VisitStage.WAITING_DOCTOR
         await db(VisitActivities.record_visit, visit, self._state)
-        when = visit.starts_at.strftime("%m-%d %H:%M")
+        when = local(visit.starts_at)
         await notify(
             "booked", f"patient:{visit.patient_id}", "visit_booked", time=when, queue_no=str(registration.queue_no)
         )
@@ -143,7 +143,7 @@ class VisitWorkflow:
             try:
                 await workflow.wait_condition(decided, timeout=remind_at - now)
             except TimeoutError:
-                when = visit.starts_at.strftime("%H:%M")
+                when = local(visit.starts_at, "%H:%M")
                 await notify("reminder-patient", f"patient:{visit.patient_id}", "visit_reminder", time=when)
                 await notify("reminder-doctor", f"doctor:{visit.doctor_id}", "visit_reminder", time=when)
         deadline = max(workflow.now(), visit.starts_at) + timedelta(seconds=visit.accept_window_s)
@@ -280,9 +280,7 @@ class VisitWorkflow:
         )
         self._state.prescription_ids.append(request.prescription_id)
         # Listed before the update answers, so the doctor can open it at once; its own flow keeps the row current.
-        draft_state = PrescriptionState(
-            prescription_id=rx.prescription_id, visit_id=rx.visit_id, stage=RxStage.DRAFT
-        )
+        draft_state = PrescriptionState(prescription_id=rx.prescription_id, visit_id=rx.visit_id, stage=RxStage.DRAFT)
         async with self._lock:
             await db(PrescriptionActivities.record_prescription, rx, draft_state, rx.draft)
         # The prescription lives on (review, payment, delivery) after the consult closes.
