@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 from temporalio import activity
 
 from activities.adapters.payment import PaymentChannel
@@ -110,7 +111,7 @@ class BillingActivities:
                         status=RefundStatus.PROCESSING.value,
                     )
                     .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(Refund.id)
+                    .returning(col(Refund.id))
                 )
             ).scalar()
             if inserted is None:
@@ -119,12 +120,12 @@ class BillingActivities:
                 await session.execute(
                     update(Bill)
                     .where(
-                        Bill.id == refund.bill_id,
-                        Bill.status == BillStatus.PAID.value,
-                        Bill.refunded_fen + refund.amount_fen <= Bill.amount_fen,
+                        col(Bill.id) == refund.bill_id,
+                        col(Bill.status) == BillStatus.PAID.value,
+                        col(Bill.refunded_fen) + refund.amount_fen <= col(Bill.amount_fen),
                     )
-                    .values(refunded_fen=Bill.refunded_fen + refund.amount_fen)
-                    .returning(Bill.id)
+                    .values(refunded_fen=col(Bill.refunded_fen) + refund.amount_fen)
+                    .returning(col(Bill.id))
                 )
             ).scalar()
             if claimed is None:
@@ -135,7 +136,7 @@ class BillingActivities:
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(Refund)
-                .where(Refund.id == result.refund_id)
+                .where(col(Refund.id) == result.refund_id)
                 .values(
                     status=result.status.value,
                     channel_refund_id=result.channel_refund_id,
@@ -146,6 +147,6 @@ class BillingActivities:
                 # Give the claimed amount back so the refund can be tried again through another path.
                 await session.execute(
                     update(Bill)
-                    .where(Bill.id == result.bill_id)
-                    .values(refunded_fen=Bill.refunded_fen - result.amount_fen)
+                    .where(col(Bill.id) == result.bill_id)
+                    .values(refunded_fen=col(Bill.refunded_fen) - result.amount_fen)
                 )

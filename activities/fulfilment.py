@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 from temporalio import activity
 
 from activities.adapters.courier import Consignee, Courier
@@ -83,12 +84,12 @@ class FulfilmentActivities:
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(Fulfilment)
-                .where(Fulfilment.prescription_id == prescription_id, Fulfilment.pickup_code_enc.is_(None))
+                .where(col(Fulfilment.prescription_id) == prescription_id, col(Fulfilment.pickup_code_enc).is_(None))
                 .values(pickup_code_enc=self._cipher.encrypt("pickup_code", code))
             )
             stored = (
                 await session.execute(
-                    select(Fulfilment.pickup_code_enc).where(Fulfilment.prescription_id == prescription_id)
+                    select(col(Fulfilment.pickup_code_enc)).where(col(Fulfilment.prescription_id) == prescription_id)
                 )
             ).scalar()
         return self._cipher.decrypt("pickup_code", stored) or ""

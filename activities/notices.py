@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 from temporalio import activity
 
 from activities.adapters.notifier import Notifier
@@ -60,14 +61,20 @@ class NoticeActivities:
         """(user id, phone) for `patient:<id>`, `doctor:<id>`, `pharmacist:<id>` or `role:<role>`."""
         kind, _, ref = user_ref.partition(":")
         if kind == "patient":
-            row = (await session.execute(select(Patient.user_id, Patient.phone_enc).where(Patient.id == ref))).first()
+            row = (
+                await session.execute(
+                    select(col(Patient.user_id), col(Patient.phone_enc)).where(col(Patient.id) == ref)
+                )
+            ).first()
             return [(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
         if kind in ("doctor", "pharmacist"):
             table = Doctor if kind == "doctor" else Pharmacist
-            user_id = (await session.execute(select(table.user_id).where(table.id == ref))).scalar()
+            user_id = (await session.execute(select(col(table.user_id)).where(col(table.id) == ref))).scalar()
             return [(user_id, None)] if user_id else []
         if kind == "role":
-            users = (await session.execute(select(User.id).where(User.role == ref, User.disabled.is_(False)))).scalars()
+            users = (
+                await session.execute(select(col(User.id)).where(col(User.role) == ref, col(User.disabled).is_(False)))
+            ).scalars()
             return [(user_id, None) for user_id in users]
         raise ValueError(f"unknown recipient {user_ref!r}")
 

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 from temporalio import activity
 
 from activities import identity_facts
@@ -87,7 +88,11 @@ class PrescriptionActivities:
         names = {item.herb for item in draft.items}
         async with self._sessions() as session:
             prices = dict(
-                (await session.execute(select(Herb.name, Herb.price_fen_per_100g).where(Herb.name.in_(names)))).all()
+                (
+                    await session.execute(
+                        select(col(Herb.name), col(Herb.price_fen_per_100g)).where(col(Herb.name).in_(names))
+                    )
+                ).all()
             )
         lines = []
         for item in draft.items:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 from temporalio import activity
 
 from activities.adapters.his import His, HisRegistration, PatientIdentity
@@ -19,7 +20,11 @@ from models.visit import VisitInput, VisitState, WriteRecord
 
 async def load_identity(session: AsyncSession, cipher: FieldCipher, patient_id: str) -> PatientIdentity:
     """The decrypted identity HIS matches on. It stays inside the activity."""
-    row = (await session.execute(select(Patient.name_enc, Patient.id_card_enc).where(Patient.id == patient_id))).first()
+    row = (
+        await session.execute(
+            select(col(Patient.name_enc), col(Patient.id_card_enc)).where(col(Patient.id) == patient_id)
+        )
+    ).first()
     if row is None or row.id_card_enc is None or row.name_enc is None:
         raise business_error("IDENTITY_MISSING", "患者尚未完成实名信息登记")
     return PatientIdentity(
@@ -67,9 +72,9 @@ class VisitActivities:
             booked = (
                 await session.execute(
                     update(Slot)
-                    .where(Slot.id == visit.slot_id, Slot.visit_id == visit.visit_id)
+                    .where(col(Slot.id) == visit.slot_id, col(Slot.visit_id) == visit.visit_id)
                     .values(status="booked", held_until=None)
-                    .returning(Slot.id)
+                    .returning(col(Slot.id))
                 )
             ).scalar()
         if booked is None:
@@ -80,7 +85,7 @@ class VisitActivities:
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(Slot)
-                .where(Slot.id == visit.slot_id, Slot.visit_id == visit.visit_id)
+                .where(col(Slot.id) == visit.slot_id, col(Slot.visit_id) == visit.visit_id)
                 .values(status="open", visit_id=None, patient_id=None, held_until=None)
             )
 
@@ -88,7 +93,9 @@ class VisitActivities:
     async def register_with_his(self, visit: VisitInput) -> HisRegistration:
         async with self._sessions() as session:
             identity = await load_identity(session, self._cipher, visit.patient_id)
-            doctor_code = (await session.execute(select(Doctor.his_code).where(Doctor.id == visit.doctor_id))).scalar()
+            doctor_code = (
+                await session.execute(select(col(Doctor.his_code)).where(col(Doctor.id) == visit.doctor_id))
+            ).scalar()
         return await refusals_are_final(
             self._his.register_visit(
                 idempotency_key=f"{visit.visit_id}:his-register",

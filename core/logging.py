@@ -14,7 +14,9 @@ _shared: list[structlog.types.Processor] = [
 ]
 
 
-def _temporal_extra(_: object, __: str, event: dict) -> dict:
+def _temporal_extra(
+    _: structlog.types.WrappedLogger, __: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
     """Lift the workflow/activity info Temporal's loggers attach to records into top-level keys."""
     record = event.get("_record")
     if record is not None:

@@ -23,9 +23,9 @@ class Settings(BaseSettings):
     )
     temporal_address: str = Field(default="127.0.0.1:7233", validation_alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    # Workflows and database steps poll this queue; calls to outside systems run on `<task_queue>-integrations`,
+    # so a slow HIS or courier never starves booking or payment.
     task_queue: str = "qihuang"
-    # Activities that call slow outside systems run on their own queue so they never starve booking or payment.
-    integration_task_queue: str = "qihuang-integrations"
     max_concurrent_activities: int = 50
 
     # SM4 key (hex, 16 bytes) for PII at rest and HMAC-SM3 key (hex) for blind indexes.

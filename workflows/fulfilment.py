@@ -169,6 +169,6 @@ class FulfilmentWorkflow:
         return self._state
 
 
-def _reason(failure: BaseException, default: str) -> str:
+def _reason(failure: ActivityError, default: str) -> str:
     cause = failure.cause
     return str(cause.message) if isinstance(cause, ApplicationError) and cause.message else default

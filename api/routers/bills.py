@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.auth import ActorDep
 from api.deps import SessionDep
@@ -59,9 +60,9 @@ async def list_bills(
     limit: int = Query(default=50, ge=1, le=200),
     offset: int = Query(default=0, ge=0),
 ) -> list[BillOut]:
-    query = select(Bill).order_by(Bill.created_at.desc()).limit(limit).offset(offset)
+    query = select(Bill).order_by(col(Bill.created_at).desc()).limit(limit).offset(offset)
     if actor.role is Role.PATIENT:
-        query = query.where(Bill.patient_id == actor.ref)
+        query = query.where(col(Bill.patient_id) == actor.ref)
     elif actor.role not in (Role.FINANCE, Role.ADMIN):
         return []
     return [_out(row) for row in (await session.execute(query)).scalars()]

@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlmodel import col
 
 from activities.rules.engine import RuleEngine, default_engine
 from api.auth import ActorDep, DoctorDep, PatientDep, PharmacistDep
@@ -126,15 +127,15 @@ async def list_prescriptions(
     offset: int = Query(default=0, ge=0),
 ) -> list[PrescriptionSummary]:
     """Patients and doctors see their own; pharmacists and admins see all (the review queue)."""
-    query = select(Prescription).order_by(Prescription.created_at.desc()).limit(limit).offset(offset)
+    query = select(Prescription).order_by(col(Prescription.created_at).desc()).limit(limit).offset(offset)
     if actor.role is Role.PATIENT:
-        query = query.where(Prescription.patient_id == actor.ref)
+        query = query.where(col(Prescription.patient_id) == actor.ref)
     elif actor.role is Role.DOCTOR:
-        query = query.where(Prescription.doctor_id == actor.ref)
+        query = query.where(col(Prescription.doctor_id) == actor.ref)
     elif actor.role not in (Role.PHARMACIST, Role.ADMIN):
         return []
     if stage is not None:
-        query = query.where(Prescription.stage == stage.value)
+        query = query.where(col(Prescription.stage) == stage.value)
     return [_summary(row) for row in (await session.execute(query)).scalars()]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -62,7 +63,7 @@ async def check_revisit(
 @router.get("", response_model=list[RevisitDecision], responses=problem_responses(401, 403), summary="我的复诊资格")
 async def my_eligibility(actor: PatientDep, session: SessionDep) -> list[RevisitDecision]:
     rows = (
-        await session.execute(select(RevisitEligibility).where(RevisitEligibility.patient_id == actor.ref))
+        await session.execute(select(RevisitEligibility).where(col(RevisitEligibility.patient_id) == actor.ref))
     ).scalars()
     return [
         RevisitDecision(

@@ -9,6 +9,7 @@ from datetime import datetime
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.auth import ActorDep, DoctorDep, PatientDep
 from api.consents import require_consents
@@ -115,15 +116,15 @@ async def list_visits(
     offset: int = Query(default=0, ge=0),
 ) -> list[VisitSummary]:
     """Patients see their own visits, doctors the visits assigned to them (待接诊/接诊中/已完成), admins all."""
-    query = select(Visit).order_by(Visit.starts_at.desc()).limit(limit).offset(offset)
+    query = select(Visit).order_by(col(Visit.starts_at).desc()).limit(limit).offset(offset)
     if actor.role is Role.PATIENT:
-        query = query.where(Visit.patient_id == actor.ref)
+        query = query.where(col(Visit.patient_id) == actor.ref)
     elif actor.role is Role.DOCTOR:
-        query = query.where(Visit.doctor_id == actor.ref)
+        query = query.where(col(Visit.doctor_id) == actor.ref)
     elif actor.role is not Role.ADMIN:
         return []
     if stage is not None:
-        query = query.where(Visit.stage == stage.value)
+        query = query.where(col(Visit.stage) == stage.value)
     return [_summary(row) for row in (await session.execute(query)).scalars()]
 
 

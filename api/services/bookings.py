@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -47,13 +48,13 @@ async def next_free_slots(session: AsyncSession, doctor_id: str, limit: int = 5)
     now = datetime.now(UTC)
     rows = (
         await session.execute(
-            select(Slot.id, Slot.starts_at)
+            select(col(Slot.id), col(Slot.starts_at))
             .where(
-                Slot.doctor_id == doctor_id,
-                Slot.starts_at > now,
-                or_(Slot.status == "open", (Slot.status == "held") & (Slot.held_until < now)),
+                col(Slot.doctor_id) == doctor_id,
+                col(Slot.starts_at) > now,
+                or_(col(Slot.status) == "open", (col(Slot.status) == "held") & (col(Slot.held_until) < now)),
             )
-            .order_by(Slot.starts_at)
+            .order_by(col(Slot.starts_at))
             .limit(limit)
         )
     ).all()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -61,7 +62,9 @@ async def deliver_courier_event(
     except InvalidCallback as error:
         raise _invalid(error) from error
     prescription_id = (
-        await session.execute(select(Fulfilment.prescription_id).where(Fulfilment.waybill_no == event.waybill_no))
+        await session.execute(
+            select(col(Fulfilment.prescription_id)).where(col(Fulfilment.waybill_no) == event.waybill_no)
+        )
     ).scalar()
     if prescription_id is None:
         raise Problem(404, "NOT_FOUND", "运单不存在", f"运单 {event.waybill_no} 不属于任何处方")

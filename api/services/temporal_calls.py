@@ -29,7 +29,7 @@ async def workflow_call(call: Awaitable[T], *, missing: str = "记录不存在")
     try:
         return await call
     except WorkflowUpdateFailedError as failure:
-        cause = failure.cause
+        cause: BaseException | None = failure.cause
         while cause is not None and not isinstance(cause, ApplicationError):
             cause = cause.__cause__
         if isinstance(cause, ApplicationError):
