@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     revisit_window_days: int = 180
     revisit_eligibility_days: int = 90
     pickup_code_attempts: int = 5
+    # 8.6.8: `no_show_limit` no-shows within `no_show_window_days` block booking for `no_show_block_days`.
+    no_show_limit: int = 3
+    no_show_window_days: int = 90
+    no_show_block_days: int = 30
 
     # Adapter choice per protocol: the name of an implementation registered under the `qihuang.adapters` entry points.
     adapter_his: str = "sandbox"

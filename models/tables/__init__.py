@@ -3,19 +3,23 @@
 Importing this package registers every table on `SQLModel.metadata` (Alembic reads it from here).
 """
 
+from models.tables.audit import AuditEvent
 from models.tables.billing import Bill, Refund
 from models.tables.catalogue import Department, Disease, Herb
 from models.tables.clinical import MedicalRecord, Prescription, Visit
+from models.tables.conduct import BookingBlock, NoShow
 from models.tables.fulfilment import Fulfilment
 from models.tables.identity import AccessToken, Consent, Doctor, Patient, Pharmacist, User
 from models.tables.platform import IdempotencyRecord, Notification
 from models.tables.revisit import RevisitEligibility
 from models.tables.sandbox import SandboxCall, SandboxHisDiagnosis, SandboxPayOrder, SandboxRefund, SandboxShipment
-from models.tables.scheduling import Slot
+from models.tables.scheduling import Schedule, ScheduleChange, Slot
 
 __all__ = [
     "AccessToken",
+    "AuditEvent",
     "Bill",
+    "BookingBlock",
     "Consent",
     "Department",
     "Disease",
@@ -24,6 +28,7 @@ __all__ = [
     "Herb",
     "IdempotencyRecord",
     "MedicalRecord",
+    "NoShow",
     "Notification",
     "Patient",
     "Pharmacist",
@@ -35,6 +40,8 @@ __all__ = [
     "SandboxPayOrder",
     "SandboxRefund",
     "SandboxShipment",
+    "Schedule",
+    "ScheduleChange",
     "Slot",
     "User",
     "Visit",

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from sqlmodel import Field, SQLModel
 
-from models.tables._types import Timestamp
+from models.tables._types import Json, Timestamp
 
 
 class User(SQLModel, table=True):
@@ -78,6 +78,10 @@ class Doctor(SQLModel, table=True):
     specialties: str = ""
     introduction: str = ""
     his_code: str = Field(max_length=32)
+    photo_url: str | None = None
+    # Fee per service type offered, in fen: {"text": 2000, "phone": 3000, "video": 5000} (图文/电话/视频).
+    service_fees: dict[str, int] = Json()
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
 
 
 class Pharmacist(SQLModel, table=True):
