@@ -42,13 +42,21 @@ class Settings(BaseSettings):
     doctor_accept_window_s: int = 30 * 60
     review_sla_s: int = 30 * 60
     delivery_sla_s: int = 72 * 3600
-    revisit_window_days: int = 180
-    revisit_eligibility_days: int = 90
+    revisit_window_days: int = Field(default=180, gt=0)
+    revisit_eligibility_days: int = Field(default=90, gt=0)
     pickup_code_attempts: int = 5
     # 8.6.8: `no_show_limit` no-shows within `no_show_window_days` block booking for `no_show_block_days`.
     no_show_limit: int = 3
     no_show_window_days: int = 90
     no_show_block_days: int = 30
+    # 8.6.1 c: fee standard (fen) per doctor title and service type, used when a schedule names no fee and the
+    # doctor has no fee of their own for that service type. JSON in QIHUANG_FEE_STANDARDS_FEN.
+    fee_standards_fen: dict[str, dict[str, int]] = {
+        "主任医师": {"text": 5000, "phone": 8000, "video": 10000},
+        "副主任医师": {"text": 3000, "phone": 5000, "video": 6000},
+        "主治医师": {"text": 2000, "phone": 3000, "video": 4000},
+        "医师": {"text": 1000, "phone": 1500, "video": 2000},
+    }
 
     # Adapter choice per protocol: the name of an implementation registered under the `qihuang.adapters` entry points.
     adapter_his: str = "sandbox"
