@@ -26,6 +26,37 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "visit_accepted": ("医生已接诊", "医生已接诊，请进入诊室与医生交流。"),
     "visit_aborted": ("复诊已中止", "医生中止了本次复诊：{reason}。{advice}挂号费将原路退回。"),
     "visit_cancelled": ("预约已取消", "您的预约已取消：{reason}。"),
+    "visit_checked_in": ("患者已报到", "您 {time} 的在线复诊患者已报到，请及时接诊。"),
+    "visit_no_show": (
+        "爽约提醒",
+        "您预约的 {time} 在线复诊直到就诊时段结束仍未报到，已记为爽约。按医院规定，爽约不退挂号费；"
+        "多次爽约将暂停预约资格。",
+    ),
+    "visit_substituted": (
+        "医生替诊",
+        "因{doctor}医生临时调班（{reason}），您 {time} 的在线复诊改由{substitute}医生接诊。"
+        "如不接受，可在医生接诊前取消预约，挂号费全额退回。",
+    ),
+    "visit_handed_over": ("替诊安排", "您 {time} 的在线复诊已改由{substitute}医生替诊。"),
+    "visit_leave_offer": (
+        "医生停诊",
+        "因{doctor}医生停诊（{reason}），您 {time} 的在线复诊无法进行。请在 {deadline} 前选择：改约同病种的其他号源"
+        "（挂号费不高于{amount}元，低于的差额退回），或全额退款{amount}元。逾期未选择将自动全额退款。",
+    ),
+    "visit_leave_refunded": (
+        "停诊退款",
+        "因{doctor}医生停诊，您 {time} 的预约已取消（{how}），挂号费{amount}元原路退回。",
+    ),
+    "visit_rebooked": ("改约成功", "您已改约至{doctor}医生 {time} 的在线复诊，挂号序号 {queue_no}。{difference}"),
+    "schedule_substitute": (
+        "替诊安排",
+        "您将替{doctor}医生出诊（{time} 开始），该时段已预约的 {count} 位患者由您接诊。",
+    ),
+    "schedule_change_done": (
+        "排班调整已处理",
+        "您 {time} 的出诊{what}已处理完毕：涉及患者 {count} 位，其中改约 {rebooked} 位、退款 {refunded} 位、"
+        "替诊 {substituted} 位、取消未支付预约 {cancelled} 位。",
+    ),
     "rx_to_review": ("待审处方", "有新的处方 {prescription_id} 等待审核。"),
     "rx_review_overdue": ("审方超时", "处方 {prescription_id} 已超过审方时限仍未审核。"),
     "rx_returned": ("处方被退回", "处方 {prescription_id} 被药师退回：{reason}。请修改后重新提交。"),

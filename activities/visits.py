@@ -1,21 +1,68 @@
-"""Visit steps: the slot, HIS registration, the read model, the medical record."""
+"""Visit steps: the slot, HIS registration, the read model, the medical record, no-shows."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.adapters.his import His, HisRegistration, PatientIdentity
 from activities.errors import business_error, refusals_are_final
 from core.crypto.sm import FieldCipher, sm3_hex
-from models.tables import Doctor, MedicalRecord, Patient, Slot, Visit
-from models.visit import VisitInput, VisitState, WriteRecord
+from models.tables import Doctor, MedicalRecord, NoShow, Patient, Slot, Visit
+from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState, WriteRecord
+
+# A slot given back returns to stock, unless its session was cancelled (停诊): then it stays closed.
+_RELEASE = text(
+    """
+    UPDATE slots
+       SET status = CASE WHEN EXISTS (SELECT 1 FROM schedules sc
+                                       WHERE sc.id = slots.schedule_id AND sc.status = 'cancelled')
+                         THEN 'closed' ELSE 'open' END,
+           visit_id = NULL, patient_id = NULL, held_until = NULL
+     WHERE id = :slot_id AND visit_id = :visit_id
+    """
+)
+
+# Rebooking after a leave: one conditional UPDATE takes the new slot, as booking does, so two patients moving to the
+# same slot cannot both get it. The registration is already paid, so the slot goes straight to booked.
+_TAKE_FOR_REBOOK = text(
+    """
+    UPDATE slots s
+       SET status = 'booked', visit_id = :visit_id, patient_id = :patient_id, held_until = NULL
+     WHERE s.id = :to_slot_id AND s.id <> :from_slot_id
+       AND s.disease_code = :disease_code AND s.fee_fen <= :max_fee_fen
+       AND s.starts_at > now()
+       AND (s.reserved_for IS NULL OR s.reserved_for = :patient_id)
+       AND (s.status = 'open' OR (s.status = 'held' AND s.held_until < now()))
+       AND NOT EXISTS (SELECT 1 FROM schedules sc WHERE sc.id = s.schedule_id AND sc.status = 'cancelled')
+    RETURNING s.id
+    """
+)
+
+_CLOSE_OLD = text(
+    """
+    UPDATE slots SET status = 'closed', visit_id = NULL, patient_id = NULL, held_until = NULL
+     WHERE id = :from_slot_id AND visit_id = :visit_id
+    """
+)
+
+# Why a slot could not be taken, read after the attempt failed.
+_TARGET = text(
+    """
+    SELECT s.status, s.disease_code, s.fee_fen, s.reserved_for, s.visit_id,
+           s.starts_at > now() AS upcoming, coalesce(sc.status = 'cancelled', false) AS session_cancelled
+      FROM slots s LEFT JOIN schedules sc ON sc.id = s.schedule_id
+     WHERE s.id = :to_slot_id
+    """
+)
 
 
 async def load_identity(session: AsyncSession, cipher: FieldCipher, patient_id: str) -> PatientIdentity:
@@ -42,6 +89,10 @@ class VisitActivities:
     async def record_visit(self, visit: VisitInput, state: VisitState) -> None:
         values = {
             "stage": state.stage.value,
+            "doctor_id": state.doctor_id,
+            "slot_id": state.slot_id,
+            "starts_at": state.starts_at,
+            "fee_fen": state.fee_fen,
             "bill_id": state.bill_id,
             "his_registration_no": state.his_registration_no,
             "queue_no": state.queue_no,
@@ -51,16 +102,7 @@ class VisitActivities:
         async with self._sessions() as session, session.begin():
             await session.execute(
                 insert(Visit)
-                .values(
-                    id=visit.visit_id,
-                    patient_id=visit.patient_id,
-                    doctor_id=visit.doctor_id,
-                    slot_id=visit.slot_id,
-                    disease_code=visit.disease_code,
-                    fee_fen=visit.fee_fen,
-                    starts_at=visit.starts_at,
-                    **values,
-                )
+                .values(id=visit.visit_id, patient_id=visit.patient_id, disease_code=visit.disease_code, **values)
                 .on_conflict_do_update(index_elements=["id"], set_=values)
             )
 
@@ -83,14 +125,56 @@ class VisitActivities:
     @activity.defn
     async def release_slot(self, visit: VisitInput) -> None:
         async with self._sessions() as session, session.begin():
+            await session.execute(_RELEASE, {"slot_id": visit.slot_id, "visit_id": visit.visit_id})
+
+    @activity.defn
+    async def move_to_slot(self, move: SlotMoveRequest) -> SlotMove:
+        """Take the new slot and close the old one in one transaction, or refuse with the reason."""
+        params = move.model_dump()
+        async with self._sessions() as session, session.begin():
+            taken = (await session.execute(_TAKE_FOR_REBOOK, params)).scalar()
+            if taken is None:
+                target = (await session.execute(_TARGET, params)).mappings().first()
+                # A retried attempt whose first try committed finds the slot already its own.
+                if target is None or target["visit_id"] != move.visit_id or target["status"] != "booked":
+                    raise _rebook_refusal(move, target)
+            await session.execute(_CLOSE_OLD, params)
+            row = (
+                await session.execute(
+                    select(Slot, col(Doctor.name))
+                    .join(Doctor, col(Doctor.id) == col(Slot.doctor_id))
+                    .where(col(Slot.id) == move.to_slot_id)
+                )
+            ).one()
+        slot, doctor_name = row
+        return SlotMove(
+            slot_id=slot.id,
+            doctor_id=slot.doctor_id,
+            doctor_name=doctor_name,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            fee_fen=slot.fee_fen,
+        )
+
+    @activity.defn
+    async def record_no_show(self, visit: VisitInput) -> None:
+        """8.6.8: the row the booking rule counts. Once per visit."""
+        async with self._sessions() as session, session.begin():
             await session.execute(
-                update(Slot)
-                .where(col(Slot.id) == visit.slot_id, col(Slot.visit_id) == visit.visit_id)
-                .values(status="open", visit_id=None, patient_id=None, held_until=None)
+                insert(NoShow)
+                .values(
+                    visit_id=visit.visit_id,
+                    patient_id=visit.patient_id,
+                    doctor_id=visit.doctor_id,
+                    slot_starts_at=visit.starts_at,
+                    recorded_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing(index_elements=["visit_id"])
             )
 
     @activity.defn
-    async def register_with_his(self, visit: VisitInput) -> HisRegistration:
+    async def register_with_his(self, visit: VisitInput, sequence: int) -> HisRegistration:
+        """`sequence` counts the visit's registrations: a substitution or rebooking registers it again."""
         async with self._sessions() as session:
             identity = await load_identity(session, self._cipher, visit.patient_id)
             doctor_code = (
@@ -98,7 +182,7 @@ class VisitActivities:
             ).scalar()
         return await refusals_are_final(
             self._his.register_visit(
-                idempotency_key=f"{visit.visit_id}:his-register",
+                idempotency_key=f"{visit.visit_id}:his-register" + (f"-{sequence}" if sequence else ""),
                 patient=identity,
                 visit_id=visit.visit_id,
                 doctor_code=doctor_code or visit.doctor_id,
@@ -109,7 +193,7 @@ class VisitActivities:
     @activity.defn
     async def cancel_his_registration(self, visit_id: str, his_registration_no: str) -> None:
         await self._his.cancel_registration(
-            idempotency_key=f"{visit_id}:his-cancel", his_registration_no=his_registration_no
+            idempotency_key=f"{visit_id}:his-cancel:{his_registration_no}", his_registration_no=his_registration_no
         )
 
     @activity.defn
@@ -125,3 +209,27 @@ class VisitActivities:
                 .on_conflict_do_update(index_elements=["visit_id"], set_=values)
             )
         return digest
+
+
+def _rebook_refusal(move: SlotMoveRequest, target: Any) -> ApplicationError:
+    if target is None:
+        return business_error("NOT_FOUND", f"号源 {move.to_slot_id} 不存在")
+    if move.to_slot_id == move.from_slot_id:
+        return business_error("REBOOK_SAME_SLOT", "请选择其他号源")
+    if target["disease_code"] != move.disease_code:
+        return business_error("REBOOK_DISEASE_MISMATCH", "只能改约同一病种的号源")
+    if target["session_cancelled"] or target["status"] == "closed" or not target["upcoming"]:
+        return business_error("SLOT_CLOSED", "该号源已停诊、已关闭或已过就诊时间，请选择其他号源")
+    if target["reserved_for"] is not None and target["reserved_for"] != move.patient_id:
+        return business_error("SLOT_RESERVED", "该加号由医生为指定患者保留，请选择其他号源")
+    if target["fee_fen"] > move.max_fee_fen:
+        return business_error(
+            "REBOOK_FEE_HIGHER",
+            f"该号源挂号费 {_yuan(target['fee_fen'])} 元高于已付的 {_yuan(move.max_fee_fen)} 元，"
+            "不能改约，请选择挂号费不高于原号源的号源，或选择退款",
+        )
+    return business_error("SLOT_TAKEN", "该号源已被其他患者预约，请选择其他号源")
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"

@@ -17,8 +17,10 @@ from api.errors import install_error_handlers
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.routers import (
+    admin_doctors,
     auth,
     bills,
+    booking_blocks,
     callbacks,
     catalogue,
     consent_documents,
@@ -28,6 +30,8 @@ from api.routers import (
     prescriptions,
     revisits,
     sandbox,
+    schedule_changes,
+    schedules,
     visits,
 )
 from api.services.identity import identity_verifier
@@ -57,9 +61,13 @@ _ROUTERS = (
     me.router,
     consent_documents.router,
     catalogue.router,
+    schedules.router,
+    admin_doctors.router,
     notifications.router,
     revisits.router,
     visits.router,
+    schedule_changes.router,
+    booking_blocks.router,
     prescriptions.router,
     bills.router,
     callbacks.router,

@@ -79,6 +79,7 @@ from models.prescription import (
 from models.revisit import RevisitCheckInput, RevisitStatus
 from models.tables import Department, Disease, Doctor, Fulfilment, Patient, Prescription, Slot, User, Visit
 from models.visit import AcceptVisit, FinishVisit, Prescribe, TcmRecord, VisitStage, VisitState, WriteRecord
+from workers.interceptors import LogContextInterceptor
 from workers.worker import build_activities, build_workers
 from workflows.bill import BillWorkflow, bill_workflow_id
 from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
@@ -671,6 +672,9 @@ async def running(stack_workers: Sequence[Worker]) -> AsyncIterator[None]:
 async def bench(journeys: int, concurrency: int, warmup: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     queue = f"bench-{tag}"
+    if hasattr(os, "getloadavg"):
+        # Other work on the machine moves the wall-clock numbers; the CPU per run logged below moves much less.
+        log.info("load average before the run: %.2f %.2f %.2f", *os.getloadavg())
     database_url = await bench_database()
     settings = Settings(
         database_url=database_url,
@@ -721,7 +725,15 @@ async def bench(journeys: int, concurrency: int, warmup: int) -> dict[str, Any]:
             steps = round(journey_history.step_count / len(sample))
 
             bare_queue = f"{queue}-bare"
-            bare_worker = Worker(client, task_queue=bare_queue, workflows=[BareWorkflow], activities=[noop])
+            # Set up like the journey's main worker (same interceptor and activity limit), minus the project's code.
+            bare_worker = Worker(
+                client,
+                task_queue=bare_queue,
+                workflows=[BareWorkflow],
+                activities=[noop],
+                interceptors=[LogContextInterceptor()],
+                max_concurrent_activities=50,
+            )
             bare_ids: list[str] = []
 
             async def bare(number: str) -> None:

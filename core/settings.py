@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     revisit_window_days: int = Field(default=180, gt=0)
     revisit_eligibility_days: int = Field(default=90, gt=0)
     pickup_code_attempts: int = 5
+    # After a doctor's leave (停诊) patients choose rebooking or a refund within this window, else they are refunded.
+    leave_choice_window_s: int = Field(default=24 * 3600, gt=0)
     # 8.6.8: `no_show_limit` no-shows within `no_show_window_days` block booking for `no_show_block_days`.
     no_show_limit: int = 3
     no_show_window_days: int = 90

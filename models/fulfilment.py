@@ -70,6 +70,13 @@ class SignOff(BaseModel):
     pickup_code: str = Field(pattern=r"^\d{6}$")
 
 
+class UnlockSignOff(BaseModel):
+    """A pharmacist re-opens sign-off after too many wrong codes, having checked the recipient's identity in person."""
+
+    pharmacist_id: str
+    reason: str = Field(min_length=1, max_length=500)
+
+
 class SignOffResult(BaseModel):
     accepted: bool
     attempts_left: int

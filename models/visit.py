@@ -18,6 +18,7 @@ class VisitStage(StrEnum):
     FINISHED = "finished"
     CANCELLED = "cancelled"
     ABORTED = "aborted"
+    NO_SHOW = "no_show"
 
 
 class VisitInput(BaseModel):
@@ -43,13 +44,34 @@ class BookingRequest(BaseModel):
     patient_id: str
 
 
+class LeaveChoice(StrEnum):
+    REFUND = "refund"
+    REBOOK = "rebook"
+
+
+class LeaveOffer(BaseModel):
+    """The doctor went on leave: the patient may rebook a slot of the same disease (at most this fee) or take a full
+    refund, until the deadline; after it the refund happens by itself."""
+
+    change_id: str
+    reason: str
+    doctor_name: str
+    disease_code: str
+    max_fee_fen: Fen
+    refund_fen: Fen
+    deadline: datetime
+
+
 class VisitState(BaseModel):
+    """Doctor, slot, times and fee are the current ones: a substitution or a rebooking changes them."""
+
     visit_id: str
     stage: VisitStage
     patient_id: str
     doctor_id: str
     slot_id: str
     starts_at: datetime
+    ends_at: datetime
     fee_fen: Fen
     bill_id: str | None = None
     pay_deadline: datetime | None = None
@@ -58,6 +80,9 @@ class VisitState(BaseModel):
     queue_no: int | None = None
     abort_reason: str | None = None
     refund_id: str | None = None
+    refunded_fen: Fen = 0
+    checked_in_at: datetime | None = None
+    leave_offer: LeaveOffer | None = None
     record_written: bool = False
     prescription_ids: list[str] = []
 
@@ -65,6 +90,36 @@ class VisitState(BaseModel):
 class CancelVisit(BaseModel):
     patient_id: str
     reason: str = Field(min_length=1, max_length=500)
+
+
+class CheckIn(BaseModel):
+    patient_id: str
+
+
+class ResolveLeave(BaseModel):
+    patient_id: str
+    choice: LeaveChoice
+    slot_id: str | None = None
+
+
+class SlotMoveRequest(BaseModel):
+    visit_id: str
+    patient_id: str
+    from_slot_id: str
+    to_slot_id: str
+    disease_code: str
+    max_fee_fen: Fen
+
+
+class SlotMove(BaseModel):
+    """The slot a rebooked visit moved to."""
+
+    slot_id: str
+    doctor_id: str
+    doctor_name: str
+    starts_at: datetime
+    ends_at: datetime
+    fee_fen: Fen
 
 
 class AcceptVisit(BaseModel):

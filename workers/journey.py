@@ -189,9 +189,12 @@ class Journey:
     # --- the consult ---
 
     async def consult(self, visit_id: str) -> str:
-        waiting = await self.call("GET", "/visits", self.doctor, params={"stage": "waiting_doctor"})
-        if visit_id not in {v["visit_id"] for v in waiting}:
-            raise JourneyError("the visit is not on the doctor's waiting list")
+        # The doctor's list is the read model the flow writes just after its own state moves on: poll, like the app.
+        await self.until(
+            "出现在医生的待接诊列表",
+            lambda: self.call("GET", "/visits", self.doctor, params={"stage": "waiting_doctor"}),
+            lambda waiting: visit_id in {v["visit_id"] for v in waiting},
+        )
         inbox = await self.call("GET", "/me/notifications", self.doctor)
         self.log(self.doctor, "收到接诊通知", inbox["items"][0]["body"] if inbox.get("items") else "")
         await self.call("POST", f"/visits/{visit_id}/accept", self.doctor)

@@ -1,10 +1,11 @@
-"""The demo hospital: departments, diseases, doctors with a week of slots, pharmacists, the herb catalogue, the demo
-accounts, and the offline diagnoses the sandbox HIS returns for the demo patients.
+"""The demo hospital: departments, diseases, doctors with their fees and a week of sessions (排班) with the slots
+each session generates, pharmacists, the herb catalogue, the demo accounts, and the offline diagnoses the sandbox HIS
+returns for the demo patients.
 
 Every row has a fixed id, so seeding again (each `qihuang dev` start does) is safe. Rows with live state (accounts,
-patients, slots, herb stock) are only inserted when missing; reference rows (departments, diseases, staff profiles)
-are brought back to the values below; the sandbox HIS diagnoses are moved to ~30 days ago, so the demo patients stay
-eligible for a revisit however old the dev database is.
+patients, schedules, slots, herb stock) are only inserted when missing; reference rows (departments, diseases, staff
+profiles) are brought back to the values below; the sandbox HIS diagnoses are moved to ~30 days ago, so the demo
+patients stay eligible for a revisit however old the dev database is.
 
 A doctor's sessions cycle through the diseases of the department: the first session (tomorrow morning) of each doctor
 is for the department's first disease, e.g. `demo-doctor` tomorrow morning sees 胃痞病 (TCM-PW-001), which is what
@@ -28,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
+from api.services.schedule_rules import regular_slot_rows, schedule_id
 from core.crypto.sm import sm3_hex
 from core.db import transaction
 from core.passwords import hash_password
@@ -42,6 +44,7 @@ from models.tables import (
     Patient,
     Pharmacist,
     SandboxHisDiagnosis,
+    Schedule,
     Slot,
     User,
 )
@@ -114,7 +117,12 @@ DOCTORS: tuple[DemoDoctor, ...] = (
     DemoDoctor("doc-6", "demo-doctor6", "孙正阳", "主治医师", "dept-zj", "颈椎病、腰椎间盘突出、周围性面瘫", "D0006"),
 )
 
-FEE_FEN_BY_TITLE = {"主任医师": 5000, "副主任医师": 3000, "主治医师": 2000}
+# What the demo hospital charges per service type (图文/电话/视频), in fen; the demo sessions are all 图文.
+SERVICE_FEES_BY_TITLE: dict[str, dict[str, int]] = {
+    "主任医师": {"text": 5000, "phone": 8000, "video": 10000},
+    "副主任医师": {"text": 3000, "phone": 5000, "video": 6000},
+    "主治医师": {"text": 2000, "video": 4000},
+}
 
 PHARMACISTS: tuple[tuple[str, str, str, str], ...] = (  # (id, username, name, licence number)
     ("ph-1", "demo-pharmacist", "吴静", "YS-2021-0001"),
@@ -150,6 +158,7 @@ SESSION_STARTS = (time(8, 30), time(14, 0))
 SLOTS_PER_SESSION = 6
 SLOT_LENGTH = timedelta(minutes=15)
 SCHEDULE_DAYS = 7
+EXTRA_SLOTS_PER_SESSION = 2
 
 HERB_STOCK_G = 50_000
 # Precious materials (贵细药材) are priced far above everyday 饮片.
@@ -180,6 +189,7 @@ class SeedSummary:
 
     users: int = 0
     patients: int = 0
+    schedules: int = 0
     slots: int = 0
     herbs: int = 0
 
@@ -207,28 +217,34 @@ def first_schedule_day(now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(SHANGHAI).date() + timedelta(days=1)
 
 
-def demo_slots(first_day: date) -> list[Slot]:
+def demo_schedules(first_day: date, now: datetime) -> list[Schedule]:
+    """One session per doctor per half-day; a doctor's sessions cycle through the diseases of the department."""
     departments = {department.id: department for department in DEPARTMENTS}
-    slots = []
+    schedules = []
     for doctor in DOCTORS:
         diseases = departments[doctor.department_id].diseases
-        for day in range(SCHEDULE_DAYS):
+        for offset in range(SCHEDULE_DAYS):
+            day = first_day + timedelta(days=offset)
             for session, session_start in enumerate(SESSION_STARTS):
-                disease_code = diseases[(day * len(SESSION_STARTS) + session) % len(diseases)][0]
-                start = datetime.combine(first_day + timedelta(days=day), session_start, SHANGHAI)
-                for n in range(SLOTS_PER_SESSION):
-                    starts_at = start + n * SLOT_LENGTH
-                    slots.append(
-                        Slot(
-                            id=f"slot-{doctor.id}-{starts_at:%Y%m%d%H%M}",
-                            doctor_id=doctor.id,
-                            starts_at=starts_at.astimezone(UTC),
-                            ends_at=(starts_at + SLOT_LENGTH).astimezone(UTC),
-                            fee_fen=FEE_FEN_BY_TITLE[doctor.title],
-                            disease_code=disease_code,
-                        )
+                start = datetime.combine(day, session_start, SHANGHAI)
+                schedules.append(
+                    Schedule(
+                        id=schedule_id(doctor.id, day, session_start),
+                        doctor_id=doctor.id,
+                        day=day,
+                        starts_at=start.astimezone(UTC),
+                        ends_at=(start + SLOTS_PER_SESSION * SLOT_LENGTH).astimezone(UTC),
+                        slot_minutes=int(SLOT_LENGTH.total_seconds() // 60),
+                        capacity=SLOTS_PER_SESSION,
+                        extra_cap=EXTRA_SLOTS_PER_SESSION,
+                        fee_fen=SERVICE_FEES_BY_TITLE[doctor.title]["text"],
+                        service_type="text",
+                        disease_code=diseases[(offset * len(SESSION_STARTS) + session) % len(diseases)][0],
+                        created_at=now,
+                        updated_at=now,
                     )
-    return slots
+                )
+    return schedules
 
 
 def demo_his_diagnoses(now: datetime) -> list[tuple[str, OfflineDiagnosis]]:
@@ -364,6 +380,7 @@ async def seed_demo(
                     specialties=doctor.specialties,
                     introduction=f"{doctor.title}，擅长{doctor.specialties}。",
                     his_code=doctor.his_code,
+                    service_fees=SERVICE_FEES_BY_TITLE[doctor.title],
                 )
                 for doctor in DOCTORS
             ],
@@ -378,7 +395,11 @@ async def seed_demo(
         summary.patients = await _insert_missing(
             session, Patient, "id", [Patient(id=id_, user_id=f"u-{username}") for id_, username, _ in PATIENTS]
         )
-        summary.slots = await _insert_missing(session, Slot, "id", demo_slots(first_day))
+        schedules = demo_schedules(first_day, now)
+        summary.schedules = await _insert_missing(session, Schedule, "id", schedules)
+        # The slots each session generates when an admin publishes it (see api.services.schedules).
+        slots = [Slot.model_validate(row) for schedule in schedules for row in regular_slot_rows(schedule)]
+        summary.slots = await _insert_missing(session, Slot, "id", slots)
         summary.herbs = await _insert_missing(session, Herb, "name", _herb_rows(herbs))
         if his_sandbox_hook is None:
             await _seed_his_diagnoses(session, diagnoses)
@@ -395,7 +416,13 @@ async def seed_demo(
     )
     log.info("accounts: %d created, %d in all", summary.users, len(_accounts()))
     log.info("patients: %d created (identity is filled in by real-name verification)", summary.patients)
-    log.info("slots: %d created for %d days from %s", summary.slots, SCHEDULE_DAYS, first_day.isoformat())
+    log.info(
+        "schedules: %d and their slots: %d created for %d days from %s",
+        summary.schedules,
+        summary.slots,
+        SCHEDULE_DAYS,
+        first_day.isoformat(),
+    )
     log.info("herbs: %d created in a catalogue of %d", summary.herbs, len(herbs))
     log.info(
         "sandbox HIS: offline diagnoses for %s, %d days ago", ", ".join(DEMO_HIS_DIAGNOSES), HIS_DIAGNOSIS_AGE.days

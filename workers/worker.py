@@ -25,6 +25,7 @@ from activities.notices import NoticeActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.revisit import RevisitActivities
 from activities.rules.engine import default_engine
+from activities.schedule_changes import ScheduleChangeActivities
 from activities.visits import VisitActivities
 from core.crypto.sm import FieldCipher
 from core.db import make_engine, make_sessionmaker
@@ -38,6 +39,7 @@ from workflows.identity import IdentityVerificationWorkflow
 from workflows.prescription import PrescriptionWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.revisit import RevisitCheckWorkflow
+from workflows.schedule_change import ScheduleChangeWorkflow
 from workflows.visit import VisitWorkflow
 
 WORKFLOWS: Sequence[type] = (
@@ -47,6 +49,7 @@ WORKFLOWS: Sequence[type] = (
     PrescriptionWorkflow,
     RefundWorkflow,
     RevisitCheckWorkflow,
+    ScheduleChangeWorkflow,
     VisitWorkflow,
 )
 
@@ -72,6 +75,7 @@ def build_activities(
     revisit = RevisitActivities(sessions, cipher, adapters.his)
     identity = IdentityActivities(sessions, cipher, adapters.realname)
     notices = NoticeActivities(sessions, cipher, adapters.notifier)
+    schedule_changes = ScheduleChangeActivities(sessions)
     return ActivitySets(
         local=[
             billing.record_bill,
@@ -80,6 +84,8 @@ def build_activities(
             visits.record_visit,
             visits.confirm_slot,
             visits.release_slot,
+            visits.move_to_slot,
+            visits.record_no_show,
             visits.save_medical_record,
             prescriptions.price_prescription,
             prescriptions.sign_prescription,
@@ -90,6 +96,8 @@ def build_activities(
             fulfilment.record_fulfilment,
             revisit.record_revisit_decision,
             identity.record_identity_result,
+            schedule_changes.record_change,
+            schedule_changes.finish_change,
         ],
         integration=[
             billing.create_channel_order,

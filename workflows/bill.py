@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from models.billing import BillInput, BillState, BillStatus, ChannelOrder, ChannelOrderStatus, PaymentNotice
 
-from workflows.steps import call, db, local, notify, yuan
+from workflows.steps import Notices, call, db, local, yuan
 
 BILL_OPENED_SIGNAL = "bill_opened"
 
@@ -30,6 +30,7 @@ def bill_workflow_id(bill_id: str) -> str:
 class BillWorkflow:
     @workflow.init
     def __init__(self, bill: BillInput) -> None:
+        self._notices = Notices()
         self._bill = bill
         self._state = BillState(bill_id=bill.bill_id, status=BillStatus.OPEN, amount_fen=bill.amount_fen)
         self._notice: PaymentNotice | None = None
@@ -43,7 +44,7 @@ class BillWorkflow:
         await db(BillingActivities.record_bill, bill, self._state)
         await self._tell_parent()
         what = _WHAT.get(bill.kind.value, bill.description)
-        await notify(
+        self._notices.send(
             "opened",
             f"patient:{bill.patient_id}",
             "bill_opened",
@@ -77,7 +78,7 @@ class BillWorkflow:
             self._state.transaction_id = self._notice.transaction_id
             self._state.paid_at = self._notice.paid_at or workflow.now()
             await db(BillingActivities.record_bill, bill, self._state)
-            await notify(
+            self._notices.send(
                 "paid",
                 f"patient:{bill.patient_id}",
                 "bill_paid",
@@ -89,8 +90,9 @@ class BillWorkflow:
             self._state.status = BillStatus.CLOSED
             await db(BillingActivities.record_bill, bill, self._state)
             if not self._cancel_requested:
-                await notify("closed", f"patient:{bill.patient_id}", "bill_closed", what=what)
+                self._notices.send("closed", f"patient:{bill.patient_id}", "bill_closed", what=what)
 
+        await self._notices.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 

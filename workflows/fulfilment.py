@@ -25,10 +25,11 @@ with workflow.unsafe.imports_passed_through():
         Shipment,
         SignOff,
         SignOffResult,
+        UnlockSignOff,
     )
     from models.prescription import PickupMethod
 
-from workflows.steps import call, db, notify
+from workflows.steps import Notices, call, db
 
 TRACKING_POLL = timedelta(hours=1)
 MAX_PICKUP_ATTEMPTS = 5
@@ -42,6 +43,7 @@ def fulfilment_workflow_id(prescription_id: str) -> str:
 class FulfilmentWorkflow:
     @workflow.init
     def __init__(self, fulfilment: FulfilmentInput) -> None:
+        self._notices = Notices()
         self._input = fulfilment
         self._state = FulfilmentState(
             prescription_id=fulfilment.prescription_id,
@@ -71,29 +73,31 @@ class FulfilmentWorkflow:
         self._state.stage = FulfilmentStage.DISPENSED
         await self._record()
         code: str = await db(FulfilmentActivities.issue_pickup_code, rx_id)
-        await notify("pickup-code", patient, "pickup_code", code=code)
+        self._notices.send("pickup-code", patient, "pickup_code", code=code)
 
         if fulfilment.pickup is PickupMethod.DELIVERY:
             shipment: Shipment = await call(FulfilmentActivities.book_courier, rx_id)
             self._state.waybill_no = shipment.waybill_no
             self._state.stage = FulfilmentStage.SHIPPED
             await self._record()
-            await notify("shipped", patient, "shipped", waybill_no=shipment.waybill_no)
+            self._notices.send("shipped", patient, "shipped", waybill_no=shipment.waybill_no)
             await self._await_delivery(fulfilment, shipment.waybill_no)
-            await notify("delivered", patient, "delivered")
+            self._notices.send("delivered", patient, "delivered")
         else:
             self._state.stage = FulfilmentStage.DELIVERED
             await self._record()
 
         await workflow.wait_condition(lambda: self._state.stage is FulfilmentStage.SIGNED)
         await self._record()
-        await notify("signed", patient, "signed", prescription_id=rx_id)
+        self._notices.send("signed", patient, "signed", prescription_id=rx_id)
+        await self._notices.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
     async def _await_delivery(self, fulfilment: FulfilmentInput, waybill_no: str) -> None:
         """Webhooks move the stage; if none arrive for a while, ask the courier's tracking."""
-        delivered = lambda: self._state.stage is FulfilmentStage.DELIVERED  # noqa: E731
+        # Past SHIPPED is enough: a sign-off may already have landed while this step was still being scheduled.
+        delivered = lambda: self._state.stage is not FulfilmentStage.SHIPPED  # noqa: E731
         deadline = workflow.now() + timedelta(seconds=fulfilment.delivery_sla_s)
         while not delivered():
             try:
@@ -120,6 +124,7 @@ class FulfilmentWorkflow:
         self._state.stage = FulfilmentStage.FAILED
         self._state.failure_reason = reason
         await self._record()
+        await self._notices.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
@@ -163,6 +168,17 @@ class FulfilmentWorkflow:
             raise ApplicationError("药品尚未送达或已签收", type="NOT_AWAITING_SIGN_OFF")
         if not self._state.attempts_left:
             raise ApplicationError("提货码错误次数过多，请联系药房工作人员", type="PICKUP_CODE_LOCKED")
+
+    @workflow.update
+    def unlock_sign_off(self, request: UnlockSignOff) -> FulfilmentState:
+        workflow.logger.info("sign-off unlocked", extra={"pharmacist_id": request.pharmacist_id})
+        self._state.attempts_left = MAX_PICKUP_ATTEMPTS
+        return self._state
+
+    @unlock_sign_off.validator
+    def _validate_unlock(self, request: UnlockSignOff) -> None:
+        if self._state.stage is not FulfilmentStage.DELIVERED or self._state.attempts_left:
+            raise ApplicationError("签收未被锁定", type="SIGN_OFF_NOT_LOCKED")
 
     @workflow.query
     def state(self) -> FulfilmentState:

@@ -8,7 +8,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.identity import IdentityActivities
     from models.identity import IdentityCheckInput, RealNameResult
 
-from workflows.steps import call, db, notify
+from workflows.steps import Notices, call, db
 
 
 def identity_workflow_id(patient_id: str, submission: str) -> str:
@@ -22,8 +22,10 @@ class IdentityVerificationWorkflow:
         result: RealNameResult = await call(IdentityActivities.verify_identity, check)
         await db(IdentityActivities.record_identity_result, check, result)
         patient = f"patient:{check.patient_id}"
+        notices = Notices()
         if result.matched:
-            await notify("verified", patient, "identity_verified")
+            notices.send("verified", patient, "identity_verified")
         else:
-            await notify("rejected", patient, "identity_rejected", reason=result.reason or "")
+            notices.send("rejected", patient, "identity_rejected", reason=result.reason or "")
+        await notices.flush()
         return result

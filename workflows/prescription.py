@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
 from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
 from workflows.refund import RefundWorkflow, refund_workflow_id
-from workflows.steps import call, db, notify
+from workflows.steps import Notices, call, db
 
 
 def prescription_workflow_id(prescription_id: str) -> str:
@@ -51,6 +51,7 @@ def prescription_workflow_id(prescription_id: str) -> str:
 class PrescriptionWorkflow:
     @workflow.init
     def __init__(self, rx: PrescriptionInput) -> None:
+        self._notices = Notices()
         self._rx = rx
         self._draft: PrescriptionDraft = rx.draft
         self._state = PrescriptionState(prescription_id=rx.prescription_id, visit_id=rx.visit_id, stage=RxStage.DRAFT)
@@ -64,7 +65,7 @@ class PrescriptionWorkflow:
         await self._check()
         while True:
             await workflow.wait_condition(lambda: self._state.stage is RxStage.AWAITING_REVIEW)
-            await notify(
+            self._notices.send(
                 f"to-review-{self._state.revision}",
                 "role:pharmacist",
                 "rx_to_review",
@@ -75,7 +76,7 @@ class PrescriptionWorkflow:
                     lambda: self._review is not None, timeout=timedelta(seconds=rx.review_sla_s)
                 )
             except TimeoutError:
-                await notify(
+                self._notices.send(
                     f"overdue-{self._state.revision}",
                     "role:admin",
                     "rx_review_overdue",
@@ -89,7 +90,7 @@ class PrescriptionWorkflow:
             self._state.stage = RxStage.RETURNED
             self._state.review_reason = reason
             await self._record()
-            await notify(
+            self._notices.send(
                 f"returned-{self._state.revision}",
                 f"doctor:{rx.doctor_id}",
                 "rx_returned",
@@ -100,7 +101,7 @@ class PrescriptionWorkflow:
         self._state.stage = RxStage.AWAITING_CONFIRMATION
         await self._record()
         patient = f"patient:{rx.patient_id}"
-        await notify("approved", patient, "rx_approved")
+        self._notices.send("approved", patient, "rx_approved")
         try:
             await workflow.wait_condition(
                 lambda: self._confirmation is not None, timeout=timedelta(seconds=rx.pay_window_s)
@@ -131,7 +132,7 @@ class PrescriptionWorkflow:
 
         self._state.stage = RxStage.FULFILLING
         await self._record()
-        await notify("paid", patient, "rx_paid", usage=self._draft.usage)
+        self._notices.send("paid", patient, "rx_paid", usage=self._draft.usage)
         fulfilled: FulfilmentState = await workflow.execute_child_workflow(
             FulfilmentWorkflow.run,
             FulfilmentInput(
@@ -176,12 +177,13 @@ class PrescriptionWorkflow:
         self._state.stage = RxStage.VOID
         self._state.void_reason = reason
         await self._record()
-        await notify(
+        self._notices.send(
             "void", f"patient:{self._rx.patient_id}", "rx_void", prescription_id=self._rx.prescription_id, reason=reason
         )
         return await self._finish()
 
     async def _finish(self) -> PrescriptionState:
+        await self._notices.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 

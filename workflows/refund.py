@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from models.billing import ChannelRefund, RefundInput, RefundResult, RefundStatus
 
-from workflows.steps import call, db, notify, yuan
+from workflows.steps import Notices, call, db, yuan
 
 POLL_INTERVAL = timedelta(minutes=1)
 # What patients are told to expect, per channel (8.4.2: 退款到账时间提示).
@@ -29,6 +29,7 @@ def refund_workflow_id(bill_id: str, sequence: int) -> str:
 class RefundWorkflow:
     @workflow.init
     def __init__(self, refund: RefundInput) -> None:
+        self._notices = Notices()
         self._result = RefundResult(
             refund_id=refund.refund_id,
             bill_id=refund.bill_id,
@@ -41,7 +42,7 @@ class RefundWorkflow:
     async def run(self, refund: RefundInput) -> RefundResult:
         await db(BillingActivities.reserve_refund, refund)
         patient = f"patient:{refund.patient_id}"
-        await notify(
+        self._notices.send(
             "started",
             patient,
             "refund_started",
@@ -60,7 +61,8 @@ class RefundWorkflow:
         self._result.channel_refund_id = outcome.refund_id
         await db(BillingActivities.finish_refund, self._result)
         if outcome.status is RefundStatus.SUCCEEDED:
-            await notify("done", patient, "refund_done", amount=yuan(refund.amount_fen))
+            self._notices.send("done", patient, "refund_done", amount=yuan(refund.amount_fen))
+        await self._notices.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result
 

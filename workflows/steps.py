@@ -43,10 +43,29 @@ async def call(method: Callable[..., Any], *args: Any) -> Any:
     )
 
 
-async def notify(key: str, user_ref: str, template: str, **params: str) -> None:
-    """Send a notice; the key is derived from the workflow id so a replayed or retried step sends it once."""
-    notice = Notice(key=f"{workflow.info().workflow_id}:{key}", user_ref=user_ref, template=template, params=params)
-    await call(NoticeActivities.send_notice, notice)
+class Notices:
+    """Notices go out beside the flow, not in its way: each starts at once and the flow moves on; the flow waits
+    for all of them only before it ends (`flush`), so none is lost. Keys derive from the workflow id, so a replayed
+    or retried step sends each notice once."""
+
+    def __init__(self) -> None:
+        self._pending: list[Any] = []
+
+    def send(self, key: str, user_ref: str, template: str, **params: str) -> None:
+        notice = Notice(key=f"{workflow.info().workflow_id}:{key}", user_ref=user_ref, template=template, params=params)
+        self._pending.append(
+            workflow.start_activity_method(
+                NoticeActivities.send_notice,
+                notice,
+                task_queue=integration_queue(),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=INTEGRATION_RETRY,
+            )
+        )
+
+    async def flush(self) -> None:
+        while self._pending:
+            await self._pending.pop(0)
 
 
 # Notices show hospital time. China keeps no daylight saving, so a fixed offset is exact (and needs no tz database).

@@ -1,4 +1,4 @@
-"""Departments, doctors, slots and diseases as the public sees them."""
+"""Departments, doctors, slots, diseases and stop/substitution notices as the public sees them."""
 
 from __future__ import annotations
 
@@ -8,34 +8,66 @@ from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from api.hospital_time import hospital_day
-from models.tables import Department, Disease, Doctor, Slot
+from models.tables import Department, Disease, Doctor, Schedule, ScheduleChange, Slot
 
 
 def bookable(now: datetime) -> ColumnElement[bool]:
-    """A slot a patient could take now: in the future, and open or held by a hold that has lapsed."""
+    """A slot anyone could take now: in the future, open or held by a hold that has lapsed, and not an extra slot
+    reserved for one named patient."""
     lapsed_hold = and_(col(Slot.status) == "held", col(Slot.held_until) < now)
-    return and_(col(Slot.starts_at) > now, or_(col(Slot.status) == "open", lapsed_hold))
+    return and_(
+        col(Slot.starts_at) > now,
+        or_(col(Slot.status) == "open", lapsed_hold),
+        col(Slot.reserved_for).is_(None),
+    )
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, with its own wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass(frozen=True)
 class DoctorFilters:
     department_id: str | None = None
     title: str | None = None
+    specialty: str | None = None
     disease_code: str | None = None
     day: date | None = None
+    service_type: str | None = None
+    min_fee_fen: int | None = None
+    max_fee_fen: int | None = None
     available: bool = False
 
+    def doctor_conditions(self) -> list[ColumnElement[bool]]:
+        # Inactive doctors take no bookings, so the public never finds them in a list.
+        conditions: list[ColumnElement[bool]] = [col(Doctor.active).is_(True)]
+        if self.department_id is not None:
+            conditions.append(col(Doctor.department_id) == self.department_id)
+        if self.title is not None:
+            conditions.append(col(Doctor.title) == self.title)
+        if self.specialty is not None:
+            conditions.append(col(Doctor.specialties).ilike(_contains(self.specialty), escape="\\"))
+        return conditions
+
     def slot_conditions(self, now: datetime) -> list[ColumnElement[bool]]:
-        """Conditions on the doctor's upcoming slots; empty when no filter is about slots."""
+        """Conditions one upcoming slot of the doctor must meet together; empty when no filter is about slots."""
         conditions: list[ColumnElement[bool]] = []
         if self.disease_code is not None:
             conditions.append(col(Slot.disease_code) == self.disease_code)
         if self.day is not None:
             start, end = hospital_day(self.day)
             conditions += [col(Slot.starts_at) >= start, col(Slot.starts_at) < end]
+        if self.service_type is not None:
+            conditions.append(col(Slot.service_type) == self.service_type)
+        if self.min_fee_fen is not None:
+            conditions.append(col(Slot.fee_fen) >= self.min_fee_fen)
+        if self.max_fee_fen is not None:
+            conditions.append(col(Slot.fee_fen) <= self.max_fee_fen)
         if self.available:
             conditions.append(bookable(now))
         if conditions:
@@ -61,11 +93,7 @@ async def list_doctors(
     session: AsyncSession, filters: DoctorFilters, now: datetime, *, limit: int, offset: int
 ) -> tuple[list[tuple[Doctor, str]], int]:
     """One page of doctors (by name) matching the filters, and how many match in all."""
-    query = _doctor_rows()
-    if filters.department_id is not None:
-        query = query.where(col(Doctor.department_id) == filters.department_id)
-    if filters.title is not None:
-        query = query.where(col(Doctor.title) == filters.title)
+    query = _doctor_rows().where(*filters.doctor_conditions())
     slot_conditions = filters.slot_conditions(now)
     if slot_conditions:
         query = query.where(exists().where(*slot_conditions))
@@ -95,3 +123,51 @@ async def list_diseases(session: AsyncSession, department_id: str | None) -> Seq
     if department_id is not None:
         query = query.where(col(Disease.department_id) == department_id)
     return (await session.execute(query)).scalars().all()
+
+
+@dataclass(frozen=True)
+class Notice:
+    change: ScheduleChange
+    schedule: Schedule
+    doctor: Doctor
+    department_name: str
+    substitute: Doctor | None
+
+
+async def list_notices(
+    session: AsyncSession,
+    today: date,
+    *,
+    department_id: str | None,
+    doctor_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Notice], int]:
+    """Leaves and substitutions of sessions from `today` on, soonest session first; and how many in all."""
+    substitute = aliased(Doctor)
+    query = (
+        select(ScheduleChange, Schedule, Doctor, col(Department.name), substitute)
+        .join(Schedule, col(Schedule.id) == col(ScheduleChange.schedule_id))
+        .join(Doctor, col(Doctor.id) == col(Schedule.doctor_id))
+        .join(Department, col(Department.id) == col(Doctor.department_id))
+        .outerjoin(substitute, col(substitute.id) == col(ScheduleChange.substitute_doctor_id))
+        .where(col(Schedule.day) >= today)
+    )
+    if department_id is not None:
+        query = query.where(col(Doctor.department_id) == department_id)
+    if doctor_id is not None:
+        query = query.where(or_(col(Schedule.doctor_id) == doctor_id, col(substitute.id) == doctor_id))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.execute(
+        query.order_by(col(Schedule.starts_at), col(ScheduleChange.created_at), col(ScheduleChange.id))
+        .limit(limit)
+        .offset(offset)
+    )
+    return [Notice(*row) for row in rows], total
+
+
+async def departments_with_diseases(session: AsyncSession) -> list[tuple[Department, list[Disease]]]:
+    diseases: dict[str, list[Disease]] = {}
+    for disease in await list_diseases(session, None):
+        diseases.setdefault(disease.department_id, []).append(disease)
+    return [(department, diseases.get(department.id, [])) for department in await list_departments(session)]

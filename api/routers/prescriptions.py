@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import col
@@ -15,9 +15,10 @@ from api.auth import ActorDep, DoctorDep, PatientDep, PharmacistDep
 from api.deps import CipherDep, SessionDep, TemporalDep
 from api.errors import Problem, problem_responses
 from api.services.access import visible_prescription
+from api.services.audit import audit
 from api.services.temporal_calls import workflow_call
 from models.common import Role
-from models.fulfilment import DispenseCheck, FulfilmentState, SignOff, SignOffResult
+from models.fulfilment import DispenseCheck, FulfilmentState, SignOff, SignOffResult, UnlockSignOff
 from models.prescription import (
     CheckRequest,
     CheckResult,
@@ -293,3 +294,42 @@ async def sign_off(
         ),
         missing="处方尚未进入配送",
     )
+
+
+class UnlockIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, examples=["已当面核验收件人身份证件"])
+
+
+@router.post(
+    "/{prescription_id}/sign-off/unlock",
+    response_model=FulfilmentState,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="解除签收锁定",
+)
+async def unlock_sign_off(
+    prescription_id: str,
+    body: UnlockIn,
+    request: Request,
+    actor: PharmacistDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> FulfilmentState:
+    """After too many wrong pickup codes sign-off locks; a pharmacist who checked the recipient in person re-opens it."""
+    await visible_prescription(session, actor, prescription_id)
+    state = await workflow_call(
+        _fulfil(temporal, prescription_id).execute_update(
+            FulfilmentWorkflow.unlock_sign_off, UnlockSignOff(pharmacist_id=actor.ref or "", reason=body.reason)
+        ),
+        missing="处方尚未进入配送",
+    )
+    audit(
+        session,
+        actor,
+        "fulfilment.sign_off_unlocked",
+        "prescription",
+        prescription_id,
+        reason=body.reason,
+        request=request,
+    )
+    await session.commit()
+    return state

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -26,8 +26,11 @@ from models.visit import (
     AbortVisit,
     AcceptVisit,
     CancelVisit,
+    CheckIn,
     FinishVisit,
+    LeaveChoice,
     Prescribe,
+    ResolveLeave,
     TcmRecord,
     VisitStage,
     VisitState,
@@ -62,6 +65,17 @@ class ReasonIn(BaseModel):
 
 class AbortIn(ReasonIn):
     advice: str = Field(default="", max_length=2000, examples=["建议尽快到医院门诊面诊。"])
+
+
+class LeaveChoiceIn(BaseModel):
+    choice: LeaveChoice = Field(description="refund：全额退款；rebook：改约到 slot_id")
+    slot_id: str | None = Field(default=None, min_length=1, max_length=60, description="改约的新号源（同病种）")
+
+    @model_validator(mode="after")
+    def _rebook_needs_a_slot(self) -> LeaveChoiceIn:
+        if self.choice is LeaveChoice.REBOOK and not self.slot_id:
+            raise ValueError("改约请选择新的号源")
+        return self
 
 
 class PrescribeIn(PrescriptionDraft):
@@ -166,6 +180,55 @@ async def cancel_visit(
     return await workflow_call(
         handle.execute_update(VisitWorkflow.cancel, CancelVisit(patient_id=actor.ref or "", reason=body.reason))
     )
+
+
+@router.post(
+    "/visits/{visit_id}/check-in",
+    response_model=VisitState,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="患者报到",
+)
+async def check_in(visit_id: str, actor: PatientDep, session: SessionDep, temporal: TemporalDep) -> VisitState:
+    """Open from 30 minutes before the slot until it ends (409 `CHECK_IN_NOT_OPEN` / `CHECK_IN_CLOSED`).
+
+    A paid visit neither checked in nor accepted by the end of its slot closes as `no_show` (爽约, 8.6.8) and keeps the
+    registration fee; a checked-in patient whose doctor does not accept in time is refunded.
+    """
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    return await workflow_call(handle.execute_update(VisitWorkflow.check_in, CheckIn(patient_id=actor.ref or "")))
+
+
+@router.post(
+    "/visits/{visit_id}/leave-choice",
+    response_model=VisitState,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    summary="停诊后改约或退款",
+)
+async def resolve_leave(
+    visit_id: str,
+    body: LeaveChoiceIn,
+    request: Request,
+    actor: PatientDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+):
+    """Answer the pending `leave_offer` of `GET /visits/{id}` before its deadline: a full refund, or a move to a free
+    slot of the same disease whose fee is not higher (a lower fee refunds the difference).
+
+    409 `REBOOK_FEE_HIGHER`, `SLOT_TAKEN`, `SLOT_CLOSED`, `SLOT_RESERVED`, `REBOOK_DISEASE_MISMATCH`,
+    `NO_LEAVE_OFFER`, `LEAVE_OFFER_EXPIRED`; 404 when the slot does not exist.
+    """
+    await visible_visit(session, actor, visit_id)
+    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    choice = ResolveLeave(patient_id=actor.ref or "", choice=body.choice, slot_id=body.slot_id)
+
+    async def compute() -> tuple[int, dict]:
+        state = await workflow_call(handle.execute_update(VisitWorkflow.resolve_leave, choice))
+        return 200, state.model_dump(mode="json")
+
+    return await idempotent(request, actor, idempotency_key, compute)
 
 
 @router.post(

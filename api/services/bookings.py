@@ -1,7 +1,14 @@
 """Booking a slot: PostgreSQL decides who gets it in one statement, then the Visit flow starts for the winner.
 
-Losers get `SLOT_TAKEN` at once with the doctor's next free slots. A hold carries its own expiry, so a request or
-worker that dies after the hold never keeps the slot: once `held_until` passes the slot counts as open again.
+At a famous doctor's release time thousands of patients press "book" in the same second, so the attempt is one
+round trip: a single statement reads the patient's standing (real-name verification, revisit eligibility for the
+slot's disease, booking block, no-shows since the last block) and, only if all of it allows, takes the slot with a
+conditional UPDATE. Row locking in that UPDATE decides the winner; everyone else learns why not from the same
+answer, which for a refused attempt also lists the doctor's next free slots.
+
+A hold carries its own expiry, so a request or worker that dies after the hold never keeps the slot: once
+`held_until` passes the slot counts as open again, and the lapsed Visit flow can no longer confirm it
+(`confirm_slot` matches on its `visit_id`, which the next booking overwrote).
 """
 
 from __future__ import annotations
@@ -9,31 +16,78 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.errors import Problem
+from api.services.booking_blocks import blocked_problem, enforce_no_show_rule
 from api.services.temporal_calls import workflow_call
 from core.settings import Settings
-from models.tables import Patient, RevisitEligibility, Slot
+from models.tables import Slot
 from models.visit import BookingRequest, VisitInput, VisitState
 from workflows.visit import VisitWorkflow, visit_workflow_id
 
 # The hold outlives the payment window a little, so the Visit flow always releases or confirms it first.
 HOLD_GRACE = timedelta(minutes=2)
+NEXT_FREE_LIMIT = 5
 
-_HOLD = text(
+# `gate` is the slot with the patient's standing, read in the statement's snapshot; `held` is the attempt, whose
+# UPDATE re-checks the slot's own columns on the newest row version after waiting for a concurrent winner's lock, so
+# exactly one attempt takes an open slot. A slot of a cancelled session (停诊) counts as closed even before the
+# schedule flow has closed its slots. Only a refused attempt reads the doctor's next free slots (a CASE branch not
+# taken leaves its subquery unevaluated); they are as of the snapshot, so a slot taken in the same instant may still
+# be offered, and trying it answers with a fresher list.
+_ATTEMPT = text(
     """
-    UPDATE slots
-       SET status = 'held', visit_id = :visit_id, patient_id = :patient_id, held_until = :held_until
-     WHERE id = :slot_id
-       AND starts_at > now()
-       AND (status = 'open' OR (status = 'held' AND held_until < now()))
-    RETURNING id
+    WITH gate AS (
+        SELECT s.id, s.status, s.doctor_id, s.disease_code, s.fee_fen, s.starts_at, s.ends_at, s.reserved_for,
+               s.patient_id AS holder, s.visit_id AS holder_visit, s.held_until > now() AS hold_live,
+               s.starts_at > now() AS upcoming,
+               coalesce(sc.status = 'cancelled', false) AS session_cancelled,
+               EXISTS (SELECT 1 FROM patients p WHERE p.id = :patient_id AND p.verified_at IS NOT NULL) AS verified,
+               EXISTS (SELECT 1 FROM revisit_eligibility e
+                        WHERE e.patient_id = :patient_id AND e.disease_code = s.disease_code
+                          AND e.status = 'eligible' AND e.valid_until > now()) AS eligible,
+               (SELECT max(b.blocked_until) FROM booking_blocks b
+                 WHERE b.patient_id = :patient_id AND b.lifted_at IS NULL AND b.blocked_until > now()) AS blocked_until,
+               (SELECT count(*) FROM no_shows n
+                 WHERE n.patient_id = :patient_id
+                   AND n.recorded_at > now() - make_interval(days => :window_days)
+                   AND n.recorded_at > coalesce(
+                       (SELECT max(coalesce(b.lifted_at, b.blocked_from)) FROM booking_blocks b
+                         WHERE b.patient_id = :patient_id),
+                       '-infinity')) AS no_shows
+          FROM slots s LEFT JOIN schedules sc ON sc.id = s.schedule_id
+         WHERE s.id = :slot_id
+    ), held AS (
+        UPDATE slots s
+           SET status = 'held', visit_id = :visit_id, patient_id = :patient_id, held_until = :held_until
+          FROM gate g
+         WHERE s.id = g.id
+           AND g.verified AND g.eligible AND g.blocked_until IS NULL AND g.no_shows < :no_show_limit
+           AND NOT g.session_cancelled
+           AND s.starts_at > now()
+           AND (s.reserved_for IS NULL OR s.reserved_for = :patient_id)
+           AND (s.status = 'open' OR (s.status = 'held' AND s.held_until < now()))
+        RETURNING s.id
+    ), free AS (
+        SELECT f.id, f.starts_at
+          FROM slots f JOIN gate g ON f.doctor_id = g.doctor_id AND f.id <> g.id
+         WHERE f.starts_at > now()
+           AND (f.status = 'open' OR (f.status = 'held' AND f.held_until < now()))
+           AND (f.reserved_for IS NULL OR f.reserved_for = :patient_id)
+           AND NOT EXISTS (SELECT 1 FROM schedules sc WHERE sc.id = f.schedule_id AND sc.status = 'cancelled')
+         ORDER BY f.starts_at
+         LIMIT :next_free_limit
+    )
+    SELECT g.*, w.won,
+           CASE WHEN NOT w.won THEN ARRAY(SELECT id FROM free ORDER BY starts_at) END AS free_ids,
+           CASE WHEN NOT w.won THEN ARRAY(SELECT starts_at FROM free ORDER BY starts_at) END AS free_starts
+      FROM gate g CROSS JOIN (SELECT EXISTS (SELECT 1 FROM held) AS won) w
     """
 )
 
@@ -44,71 +98,118 @@ class Held:
     visit_id: str
 
 
-async def next_free_slots(session: AsyncSession, doctor_id: str, limit: int = 5) -> list[dict[str, object]]:
-    now = datetime.now(UTC)
-    rows = (
-        await session.execute(
-            select(col(Slot.id), col(Slot.starts_at))
-            .where(
-                col(Slot.doctor_id) == doctor_id,
-                col(Slot.starts_at) > now,
-                or_(col(Slot.status) == "open", (col(Slot.status) == "held") & (col(Slot.held_until) < now)),
-            )
-            .order_by(col(Slot.starts_at))
-            .limit(limit)
-        )
-    ).all()
-    return [{"slot_id": row.id, "starts_at": row.starts_at.isoformat()} for row in rows]
+async def _attempt(
+    session: AsyncSession, settings: Settings, patient_id: str, slot_id: str, visit_id: str
+) -> Any | None:
+    held_until = datetime.now(UTC) + timedelta(seconds=settings.registration_pay_window_s) + HOLD_GRACE
+    result = await session.execute(
+        _ATTEMPT,
+        {
+            "slot_id": slot_id,
+            "patient_id": patient_id,
+            "visit_id": visit_id,
+            "held_until": held_until,
+            "window_days": settings.no_show_window_days,
+            "no_show_limit": settings.no_show_limit,
+            "next_free_limit": NEXT_FREE_LIMIT,
+        },
+    )
+    return result.mappings().first()
 
 
-async def check_can_book(session: AsyncSession, patient_id: str, slot: Slot) -> None:
-    patient = await session.get(Patient, patient_id)
-    if patient is None or patient.verified_at is None:
+def _slot(gate: Any, status: str) -> Slot:
+    return Slot(
+        id=gate["id"],
+        doctor_id=gate["doctor_id"],
+        starts_at=gate["starts_at"],
+        ends_at=gate["ends_at"],
+        fee_fen=gate["fee_fen"],
+        disease_code=gate["disease_code"],
+        status=status,
+    )
+
+
+def _rule_pending(gate: Any, settings: Settings) -> bool:
+    """The statement refused only because the no-show rule calls for a block that is not recorded yet."""
+    return bool(gate["verified"]) and gate["blocked_until"] is None and gate["no_shows"] >= settings.no_show_limit
+
+
+async def hold_slot(session: AsyncSession, settings: Settings, patient_id: str, slot_id: str) -> Held:
+    """Hold the slot for this patient, or raise the problem that says why not."""
+    visit_id = f"{slot_id}-{secrets.token_hex(4)}"
+    gate = await _attempt(session, settings, patient_id, slot_id, visit_id)
+    if gate is not None and _rule_pending(gate, settings):
+        # Rare: the patient reached the no-show limit since their last booking. Record the block, then decide again
+        # (a block whose time already ran out only records history, and the patient may book).
+        block = await enforce_no_show_rule(session, settings, patient_id)
+        if block is not None:
+            raise blocked_problem(block.blocked_until)
+        gate = await _attempt(session, settings, patient_id, slot_id, visit_id)
+    if gate is None:
+        raise Problem(404, "NOT_FOUND", "号源不存在", f"号源 {slot_id} 不存在")
+    if gate["won"]:
+        await session.commit()
+        return Held(slot=_slot(gate, "held"), visit_id=visit_id)
+    # Nothing was written: end the transaction now, so the connection goes back to the pool at once rather than
+    # after the answer has been stored under its Idempotency-Key and sent.
+    await session.rollback()
+    _raise_refusal(gate, settings, patient_id)
+    if gate["holder"] == patient_id and gate["holder_visit"] is not None:
+        if gate["status"] == "booked" or (gate["status"] == "held" and gate["hold_live"]):
+            return Held(slot=_slot(gate, gate["status"]), visit_id=gate["holder_visit"])  # a repeat without a key
+    raise Problem(
+        409,
+        "SLOT_TAKEN",
+        "号源已被预约",
+        "该号源已被其他患者预约，请选择其他号源",
+        next_free=_next_free(gate),
+    )
+
+
+def _next_free(gate: Any) -> list[dict[str, str]]:
+    return [
+        {"slot_id": slot_id, "starts_at": starts_at.isoformat()}
+        for slot_id, starts_at in zip(gate["free_ids"], gate["free_starts"], strict=True)
+    ]
+
+
+def _raise_refusal(gate: Any, settings: Settings, patient_id: str) -> None:
+    """Every reason to refuse that is about the patient or the slot itself, most actionable first."""
+    if not gate["verified"]:
         raise Problem(403, "IDENTITY_NOT_VERIFIED", "未完成实名认证", "请先完成实名认证再预约挂号")
-    eligibility = await session.get(RevisitEligibility, (patient_id, slot.disease_code))
-    now = datetime.now(UTC)
-    if (
-        eligibility is None
-        or eligibility.status != "eligible"
-        or eligibility.valid_until is None
-        or eligibility.valid_until <= now
-    ):
+    if gate["blocked_until"] is not None:
+        raise blocked_problem(gate["blocked_until"])
+    if gate["no_shows"] >= settings.no_show_limit:
+        # New no-shows landed between recording a block and the second attempt; the next attempt records them.
+        raise Problem(409, "BOOKING_RETRY", "请稍后重试", "您的预约资格正在更新，请稍后重试")
+    if gate["status"] == "closed" or gate["session_cancelled"]:
+        raise Problem(
+            409,
+            "SLOT_CLOSED",
+            "号源已停诊",
+            "该号源所在出诊已停诊或号源已关闭，请选择其他号源",
+            next_free=_next_free(gate),
+        )
+    if not gate["upcoming"]:
+        raise Problem(
+            409, "SLOT_CLOSED", "号源已过期", "该号源的就诊时间已过，请选择其他号源", next_free=_next_free(gate)
+        )
+    if gate["reserved_for"] is not None and gate["reserved_for"] != patient_id:
+        raise Problem(
+            409,
+            "SLOT_RESERVED",
+            "号源为指定患者保留",
+            "该加号由医生为指定患者保留，请选择其他号源",
+            next_free=_next_free(gate),
+        )
+    if not gate["eligible"]:
         raise Problem(
             403,
             "NOT_ELIGIBLE_FOR_REVISIT",
             "不符合在线复诊条件",
             "该号源仅限已通过本病种复诊预判的患者预约，请先进行复诊预判",
-            disease_code=slot.disease_code,
+            disease_code=gate["disease_code"],
         )
-
-
-async def hold_slot(session: AsyncSession, settings: Settings, patient_id: str, slot_id: str) -> Held:
-    slot = await session.get(Slot, slot_id)
-    if slot is None:
-        raise Problem(404, "NOT_FOUND", "号源不存在", f"号源 {slot_id} 不存在")
-    await check_can_book(session, patient_id, slot)
-    visit_id = f"{slot_id}-{secrets.token_hex(4)}"
-    held_until = datetime.now(UTC) + timedelta(seconds=settings.registration_pay_window_s) + HOLD_GRACE
-    won = (
-        await session.execute(
-            _HOLD,
-            {"visit_id": visit_id, "patient_id": patient_id, "held_until": held_until, "slot_id": slot_id},
-        )
-    ).scalar()
-    await session.commit()
-    if won is None:
-        await session.refresh(slot)
-        if slot.patient_id == patient_id and slot.visit_id is not None and slot.status in ("held", "booked"):
-            return Held(slot=slot, visit_id=slot.visit_id)  # this patient already holds it
-        raise Problem(
-            409,
-            "SLOT_TAKEN",
-            "号源已被预约",
-            "该号源已被其他患者预约，请选择其他号源",
-            next_free=await next_free_slots(session, slot.doctor_id),
-        )
-    await session.refresh(slot)
-    return Held(slot=slot, visit_id=visit_id)
 
 
 def visit_input(settings: Settings, held: Held, patient_id: str) -> VisitInput:

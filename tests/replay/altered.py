@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         RevisitStatus,
     )
 
-from workflows.steps import call, db, notify
+from workflows.steps import Notices, call, db
 
 
 @workflow.defn(name="IdentityVerification")
@@ -32,14 +32,16 @@ class IdentityWithAnExtraStep:
 
     @workflow.run
     async def run(self, check: IdentityCheckInput) -> RealNameResult:
-        await notify("checking", f"patient:{check.patient_id}", "identity_checking")  # the change
+        patient = f"patient:{check.patient_id}"
+        notices = Notices()
+        notices.send("checking", patient, "identity_checking")  # the change
         result: RealNameResult = await call(IdentityActivities.verify_identity, check)
         await db(IdentityActivities.record_identity_result, check, result)
-        patient = f"patient:{check.patient_id}"
         if result.matched:
-            await notify("verified", patient, "identity_verified")
+            notices.send("verified", patient, "identity_verified")
         else:
-            await notify("rejected", patient, "identity_rejected", reason=result.reason or "")
+            notices.send("rejected", patient, "identity_rejected", reason=result.reason or "")
+        await notices.flush()
         return result
 
 

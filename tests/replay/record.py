@@ -1,9 +1,10 @@
 """Record the workflow histories under `tests/histories/` that `tests/replay/test_replay.py` replays.
 
 Run with `.venv/bin/python -m tests.replay.record` (optionally naming scenarios, the keys of `SCENARIOS`, to record
-only those, e.g. `... record Visit-doctor_abort_refund`; some scenarios also write their children's histories). It starts its own local dev server, runs each scenario with the fake
-activities of `tests/workflows/fakes.py` on the real workers (`workers.worker.build_workers`), driven the way the
-workflow tests drive them, and writes `<WorkflowType>-<scenario>.json` (`WorkflowHistory.to_json()`).
+only those, e.g. `... record Visit-doctor_abort_refund`; some scenarios also write the histories of the flows they
+involve: children, or the Visits a ScheduleChange reached). It starts its own local dev server, runs each scenario
+with the fake activities of `tests/workflows/fakes.py` on the real workers (`workers.worker.build_workers`), driven
+the way the workflow tests drive them, and writes `<WorkflowType>-<scenario>.json` (`WorkflowHistory.to_json()`).
 
 Only re-record for a *new* scenario, or after a change that `workflow.patched(...)` made safe and whose old
 histories are kept. Never re-record to make a failing replay pass: that failure is the point (tests/histories/README.md).
@@ -36,7 +37,15 @@ from temporalio.testing import WorkflowEnvironment
 from core.binaries import find_executable
 from core.temporal import DATA_CONVERTER
 from models.billing import ChannelOrderStatus, ChannelRefund, PaymentNotice, RefundInput, RefundStatus
-from models.fulfilment import CourierEvent, CourierStatus, DispenseCheck, FulfilmentStage, SignOff
+from models.fulfilment import (
+    CourierEvent,
+    CourierStatus,
+    DispenseCheck,
+    FulfilmentInput,
+    FulfilmentStage,
+    SignOff,
+    UnlockSignOff,
+)
 from models.identity import IdentityCheckInput, RealNameResult
 from models.prescription import (
     CheckResult,
@@ -53,12 +62,17 @@ from models.prescription import (
     Verdict,
 )
 from models.revisit import OfflineDiagnosis, RevisitCheckInput, RevisitStatus
+from models.schedule_change import AffectedVisit, ChangeKind, ChangeStatus
 from models.visit import (
     AbortVisit,
     AcceptVisit,
     CancelVisit,
+    CheckIn,
     FinishVisit,
+    LeaveChoice,
     Prescribe,
+    ResolveLeave,
+    SlotMove,
     VisitInput,
     VisitStage,
     WriteRecord,
@@ -66,14 +80,16 @@ from models.visit import (
 from tests.workflows.conftest import Harness
 from tests.workflows.fakes import FakeWorld
 from tests.workflows.test_prescription import DRAFT, checked, until
+from tests.workflows.test_schedule_change import booked, change_input, offered
 from tests.workflows.test_visit import RECORD, book, pay, visit_input, wait_stage
 from workers.worker import build_workers
 from workflows.bill import BillWorkflow, bill_workflow_id
-from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
+from workflows.fulfilment import MAX_PICKUP_ATTEMPTS, FulfilmentWorkflow, fulfilment_workflow_id
 from workflows.identity import IdentityVerificationWorkflow, identity_workflow_id
 from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
 from workflows.refund import RefundWorkflow, refund_workflow_id
 from workflows.revisit import RevisitCheckWorkflow, revisit_workflow_id
+from workflows.schedule_change import ScheduleChangeWorkflow, schedule_change_workflow_id
 from workflows.visit import REMINDER_LEAD, VisitWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -171,8 +187,22 @@ async def timer_started(handle: WorkflowHandle) -> None:
 # --- scenarios: Visit (with its Bill and Refund children) ---
 
 
-def _visit(visit_id: str, **kwargs: object) -> VisitInput:
-    return visit_input(**kwargs).model_copy(update={"visit_id": visit_id})  # type: ignore[arg-type]
+def _visit(visit_id: str, patient_id: str = "pat-1", slot_id: str = "slot-1", **kwargs: object) -> VisitInput:
+    fixed = {"visit_id": visit_id, "patient_id": patient_id, "slot_id": slot_id}
+    return visit_input(**kwargs).model_copy(update=fixed)  # type: ignore[arg-type]
+
+
+async def _check_in(handle: WorkflowHandle) -> None:
+    """Check in once the visit waits for its patient (its first timer), so every recording takes the same path."""
+    await timer_started(handle)
+    await handle.execute_update(VisitWorkflow.check_in, CheckIn(patient_id="pat-1"))
+
+
+async def _consult(handle: WorkflowHandle, doctor_id: str) -> None:
+    await handle.execute_update(VisitWorkflow.accept, AcceptVisit(doctor_id=doctor_id))
+    await handle.execute_update(VisitWorkflow.write_record, WriteRecord(doctor_id=doctor_id, record=RECORD))
+    await handle.execute_update(VisitWorkflow.finish, FinishVisit(doctor_id=doctor_id))
+    assert (await handle.result()).stage is VisitStage.FINISHED
 
 
 async def visit_finished_with_prescription(r: Recorder) -> None:
@@ -227,9 +257,10 @@ async def bill_paid_found_on_close(r: Recorder) -> None:
     world = FakeWorld()
     world.channel_paid_on_close = True
     async with r.harness("bill-late-paid", world) as h:
-        visit = _visit("rec-latepaid", pay_window_s=1, accept_window_s=1, starts_in=timedelta(seconds=0))
+        visit = _visit("rec-latepaid", pay_window_s=1, accept_window_s=2, starts_in=timedelta(seconds=0))
         _, handle = await book(h, visit)
-        assert (await handle.result()).stage is VisitStage.ABORTED  # paid after all; then nobody accepted
+        await _check_in(handle)
+        assert (await handle.result()).stage is VisitStage.ABORTED  # paid after all; checked in; nobody accepted
         await r.save(bill_workflow_id(f"{visit.visit_id}-reg"), "Bill-paid_found_on_close")
 
 
@@ -282,12 +313,97 @@ async def visit_doctor_abort_refund(r: Recorder) -> None:
 
 async def visit_accept_timeout(r: Recorder) -> None:
     async with r.harness("visit-accept-timeout") as h:
-        visit = _visit("rec-noaccept", accept_window_s=1, starts_in=timedelta(seconds=0))
+        visit = _visit("rec-noaccept", accept_window_s=2, starts_in=timedelta(seconds=0))
         _, handle = await book(h, visit)
         await pay(h, visit)
+        await _check_in(handle)
         final = await handle.result()
         assert final.stage is VisitStage.ABORTED and final.abort_reason == "医生未在规定时间内接诊"
         await r.save(handle.id, "Visit-accept_timeout_refund")
+
+
+async def visit_no_show(r: Recorder) -> None:
+    """Paid, never checked in: at the end of the (two-second) slot the visit is a no-show and keeps the fee."""
+    async with r.harness("visit-no-show") as h:
+        visit = _visit("rec-noshow", accept_window_s=1, starts_in=timedelta(seconds=0), lasts=timedelta(seconds=2))
+        _, handle = await book(h, visit)
+        await pay(h, visit)
+        final = await handle.result()
+        assert final.stage is VisitStage.NO_SHOW and h.world.refunds == []
+        await r.save(handle.id, "Visit-no_show")
+
+
+# --- scenarios: ScheduleChange, with the Visits it reaches ---
+
+
+async def _change(h: Harness, change_id: str, kind: ChangeKind, visits: list[VisitInput]) -> WorkflowHandle:
+    """As `change_schedule` of tests/workflows/test_schedule_change.py, under a fixed change id."""
+    h.world.affected = [AffectedVisit(visit_id=v.visit_id, slot_id=v.slot_id, patient_id=v.patient_id) for v in visits]
+    change = change_input(kind).model_copy(update={"change_id": change_id})
+    start = WithStartWorkflowOperation(
+        ScheduleChangeWorkflow.run,
+        change,
+        id=schedule_change_workflow_id(change_id),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        task_queue=h.queue,
+    )
+    await h.client.execute_update_with_start_workflow(ScheduleChangeWorkflow.begin, start_workflow_operation=start)
+    return await start.workflow_handle()
+
+
+async def schedule_leave(r: Recorder) -> None:
+    """A leave over two paid visits. One patient takes the full refund. The other first picks a dearer slot (refused),
+    then a cheaper one with another doctor (the difference is refunded), and is seen there."""
+    async with r.harness("change-leave") as h:
+        by_refund = _visit("rec-leave-refund", slot_id="slot-leave-1")
+        by_rebooking = _visit("rec-leave-rebook", patient_id="pat-2", slot_id="slot-leave-2")
+        refund_handle, rebook_handle = [await booked(h, v) for v in (by_refund, by_rebooking)]
+        change = await _change(h, "rec-leave", ChangeKind.LEAVE, [by_refund, by_rebooking])
+        await offered(refund_handle)
+        await offered(rebook_handle)
+
+        ended = await refund_handle.execute_update(
+            VisitWorkflow.resolve_leave, ResolveLeave(patient_id="pat-1", choice=LeaveChoice.REFUND)
+        )
+        assert ended.stage is VisitStage.CANCELLED and ended.refunded_fen == by_refund.fee_fen
+
+        starts = datetime.now(UTC) + timedelta(days=1)
+        h.world.rebook_to = SlotMove(
+            slot_id="slot-leave-new",
+            doctor_id="doc-2",
+            doctor_name="王清和",
+            starts_at=starts,
+            ends_at=starts + timedelta(minutes=15),
+            fee_fen=2000,
+        )
+        h.world.rebook_refusal = ("REBOOK_FEE_HIGHER", "该号源挂号费高于已付挂号费")
+        choice = ResolveLeave(patient_id="pat-2", choice=LeaveChoice.REBOOK, slot_id="slot-dear")
+        try:
+            await rebook_handle.execute_update(VisitWorkflow.resolve_leave, choice)
+        except WorkflowUpdateFailedError as refused:
+            assert isinstance(refused.cause, ApplicationError) and refused.cause.type == "REBOOK_FEE_HIGHER"
+        else:
+            raise AssertionError("a dearer slot was taken")
+        choice.slot_id = "slot-leave-new"
+        moved = await rebook_handle.execute_update(VisitWorkflow.resolve_leave, choice)
+        assert moved.stage is VisitStage.WAITING_DOCTOR and moved.refunded_fen == by_rebooking.fee_fen - 2000
+        assert (await change.result()).status is ChangeStatus.DONE
+        await _consult(rebook_handle, "doc-2")
+        await r.save(change.id, "ScheduleChange-leave")
+        await r.save(refund_handle.id, "Visit-leave_refund_by_choice")
+        await r.save(rebook_handle.id, "Visit-leave_rebooked")
+
+
+async def schedule_substitution(r: Recorder) -> None:
+    """A substitute takes over a paid visit (re-registered with HIS under them) and sees the patient."""
+    async with r.harness("change-substitution") as h:
+        visit = _visit("rec-substituted", slot_id="slot-sub-1")
+        handle = await booked(h, visit)
+        change = await _change(h, "rec-substitution", ChangeKind.SUBSTITUTION, [visit])
+        assert (await change.result()).status is ChangeStatus.DONE
+        await _consult(handle, "doc-2")
+        await r.save(change.id, "ScheduleChange-substitution")
+        await r.save(handle.id, "Visit-substituted_finished")
 
 
 # --- scenarios: Prescription (with its Bill, Fulfilment and Refund children) ---
@@ -480,6 +596,32 @@ async def rx_dispense_rejected(r: Recorder) -> None:
         await r.save(fulfil.id, "Fulfilment-dispense_rejected")
 
 
+async def fulfilment_locked_then_unlocked(r: Recorder) -> None:
+    """Started directly (as tests/workflows/test_fulfilment.py does): every wrong pickup code used up locks sign-off;
+    a pharmacist unlocks it and the right code signs."""
+    async with r.harness("fulfil-locked") as h:
+        rx_id = "rec-rx-locked"
+        fulfilment = FulfilmentInput(
+            prescription_id=rx_id, patient_id="pat-1", pickup=PickupMethod.HOSPITAL, delivery_sla_s=60
+        )
+        handle = await h.client.start_workflow(
+            FulfilmentWorkflow.run, fulfilment, id=fulfilment_workflow_id(rx_id), task_queue=h.queue
+        )
+        await _fulfilment_stage(h, rx_id)
+        await handle.execute_update(FulfilmentWorkflow.dispense, DispenseCheck(pharmacist_id="ph-1", approve=True))
+        await _fulfilment_stage(h, rx_id, FulfilmentStage.DELIVERED)
+        for _ in range(MAX_PICKUP_ATTEMPTS):
+            wrong = SignOff(actor_id="pat-1", pickup_code="000000")
+            assert not (await handle.execute_update(FulfilmentWorkflow.sign_off, wrong)).accepted
+        await handle.execute_update(
+            FulfilmentWorkflow.unlock_sign_off, UnlockSignOff(pharmacist_id="ph-1", reason="已当面核验收件人身份证件")
+        )
+        right = SignOff(actor_id="ph-1", pickup_code=h.world.pickup_code)
+        assert (await handle.execute_update(FulfilmentWorkflow.sign_off, right)).accepted
+        assert (await handle.result()).stage is FulfilmentStage.SIGNED
+        await r.save(handle.id, "Fulfilment-locked_then_unlocked_signed")
+
+
 # --- scenarios: RevisitCheck and IdentityVerification, started as the API starts them ---
 
 
@@ -554,11 +696,15 @@ SCENARIOS: dict[str, Scenario] = {
     "Bill-paid_found_on_close": bill_paid_found_on_close,
     "Refund-processing_then_notified": refund_processing_then_notified,
     "Visit-accept_timeout_refund": visit_accept_timeout,
+    "Visit-no_show": visit_no_show,
+    "ScheduleChange-leave": schedule_leave,
+    "ScheduleChange-substitution": schedule_substitution,
     "Prescription-returned_revised_approved_paid_completed": rx_returned_revised_delivered,
     "Prescription-blocked_revised_approved_unconfirmed_void": rx_blocked_revised_unconfirmed,
     "Prescription-sign_again_hospital_pickup_completed": rx_sign_again_hospital_pickup,
     "Prescription-review_overdue_pharmacy_refused_refunded_void": rx_pharmacy_refusal,
     "Fulfilment-dispense_rejected": rx_dispense_rejected,
+    "Fulfilment-locked_then_unlocked_signed": fulfilment_locked_then_unlocked,
     "RevisitCheck-not_eligible": revisit_not_eligible,
     "RevisitCheck-eligible_until_expiry_terminated": revisit_eligible,
     "IdentityVerification-verified": identity_verified,

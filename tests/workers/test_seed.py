@@ -12,11 +12,23 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from api.services.schedule_rules import Draft, Reference, check_draft
 from core.crypto.sm import sm3_hex
 from core.passwords import verify_password
 from core.settings import Settings
 from models.revisit import OfflineDiagnosis
-from models.tables import Department, Disease, Doctor, Herb, Patient, Pharmacist, SandboxHisDiagnosis, Slot, User
+from models.tables import (
+    Department,
+    Disease,
+    Doctor,
+    Herb,
+    Patient,
+    Pharmacist,
+    SandboxHisDiagnosis,
+    Schedule,
+    Slot,
+    User,
+)
 from workers import seed
 
 _ID_CARD_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -57,9 +69,12 @@ async def test_seeding_twice_creates_the_demo_hospital_once(sessions, settings: 
     herb_names = [herb["name"] for herb in seed.load_herbs()]
     assert len(herb_names) == 257
     assert await _count(sessions, Herb.name, herb_names) == 257
-    slots = seed.demo_slots(seed.first_schedule_day())
-    assert len(slots) == 6 * 7 * 2 * 6
-    assert await _count(sessions, Slot.id, [slot.id for slot in slots]) == len(slots)
+    schedules = seed.demo_schedules(seed.first_schedule_day(), datetime.now(UTC))
+    assert len(schedules) == 6 * 7 * 2
+    schedule_ids = [schedule.id for schedule in schedules]
+    assert await _count(sessions, Schedule.id, schedule_ids) == len(schedules)
+    # Each session generated its six slots once; the second run added none.
+    assert await _count(sessions, Slot.schedule_id, schedule_ids) == 6 * 7 * 2 * 6
     assert await _count(sessions, SandboxHisDiagnosis.encounter_id, ["his-enc-demo-1", "his-enc-demo-2"]) == 2
 
 
@@ -82,25 +97,72 @@ async def test_accounts_roles_and_password(sessions, settings: Settings) -> None
     assert patient is not None and patient.user_id == users["demo-patient"].id
 
 
+async def _demo_week(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[Schedule], list[Slot]]:
+    first_day = seed.first_schedule_day()
+    ids = [schedule.id for schedule in seed.demo_schedules(first_day, datetime.now(UTC))]
+    async with sessions() as session:
+        schedules = list((await session.execute(select(Schedule).where(col(Schedule.id).in_(ids)))).scalars())
+        slots = list((await session.execute(select(Slot).where(col(Slot.schedule_id).in_(ids)))).scalars())
+    return schedules, slots
+
+
 async def test_slots_are_in_business_hours_with_fees_by_title(sessions, settings: Settings) -> None:
     await seed.seed_demo(sessions, settings)
     first_day = seed.first_schedule_day()
+    _, all_slots = await _demo_week(sessions)
+    # Other tests in the session book demo slots and add extra ones; the seed's own slots are what is checked here.
+    slots = [slot for slot in all_slots if not slot.is_extra]
     async with sessions() as session:
-        slots = list((await session.execute(select(Slot).where(col(Slot.id).like("slot-doc-%")))).scalars())
         diseases = {disease.code: disease for disease in (await session.execute(select(Disease))).scalars()}
     doctors = {doctor.id: doctor for doctor in seed.DOCTORS}
-    upcoming = [slot for slot in slots if slot.starts_at.astimezone(seed.SHANGHAI).date() >= first_day]
-    assert len(upcoming) >= 504
-    for slot in upcoming:
+    assert len(slots) == 504
+    for slot in slots:
         local = slot.starts_at.astimezone(seed.SHANGHAI)
+        assert local.date() >= first_day
         assert (8, 30) <= (local.hour, local.minute) < (10, 0) or (14, 0) <= (local.hour, local.minute) < (15, 30)
         assert slot.ends_at - slot.starts_at == timedelta(minutes=15)
         doctor = doctors[slot.doctor_id]
-        assert slot.fee_fen == seed.FEE_FEN_BY_TITLE[doctor.title]
+        assert slot.fee_fen == seed.SERVICE_FEES_BY_TITLE[doctor.title]["text"]
         assert diseases[slot.disease_code].department_id == doctor.department_id
+        assert slot.reserved_for is None
+    per_doctor_day = {(slot.doctor_id, slot.starts_at.astimezone(seed.SHANGHAI).date()) for slot in slots}
+    assert len(per_doctor_day) == 6 * 7  # 12 slots each: two sessions of six
     tomorrow_morning = datetime.combine(first_day, seed.SESSION_STARTS[0], seed.SHANGHAI)
-    first = next(slot for slot in upcoming if slot.id == f"slot-doc-1-{tomorrow_morning:%Y%m%d%H%M}")
+    first = next(slot for slot in slots if slot.id == f"doc-1-{first_day:%Y%m%d}-0830-0830")
+    assert first.starts_at == tomorrow_morning
+    assert first.schedule_id == f"doc-1-{first_day:%Y%m%d}-0830"
     assert first.disease_code == "TCM-PW-001"
+
+
+async def test_demo_sessions_are_ones_the_admin_api_would_publish(sessions, settings: Settings) -> None:
+    await seed.seed_demo(sessions, settings)
+    schedules, slots = await _demo_week(sessions)
+    async with sessions() as session:
+        doctors = {doctor.id: doctor for doctor in (await session.execute(select(Doctor))).scalars()}
+        diseases = {disease.code: disease for disease in (await session.execute(select(Disease))).scalars()}
+    assert doctors["doc-1"].service_fees == {"text": 5000, "phone": 8000, "video": 10000}
+    assert doctors["doc-2"].service_fees == {"text": 2000, "video": 4000}
+    # Checked as if none of them existed yet: the same rules an admin's import must pass.
+    reference = Reference(doctors=doctors, diseases=diseases, busy={}, taken_ids=frozenset())
+    hour_before = min(schedule.starts_at for schedule in schedules) - timedelta(hours=1)
+    for schedule in schedules:
+        start, end = schedule.starts_at.astimezone(seed.SHANGHAI), schedule.ends_at.astimezone(seed.SHANGHAI)
+        draft = Draft(
+            doctor_id=schedule.doctor_id,
+            day=schedule.day,
+            start=start.time().replace(tzinfo=None),
+            end=end.time().replace(tzinfo=None),
+            slot_minutes=schedule.slot_minutes,
+            capacity=schedule.capacity,
+            service_type=schedule.service_type,
+            disease_code=schedule.disease_code,
+        )
+        assert draft.schedule_id == schedule.id
+        assert check_draft(draft, reference, settings.fee_standards_fen, hour_before) == []
+        assert schedule.extra_cap == seed.EXTRA_SLOTS_PER_SESSION
+        own = [slot for slot in slots if slot.schedule_id == schedule.id]
+        assert len(own) == schedule.capacity
+        assert all(schedule.starts_at <= slot.starts_at < slot.ends_at <= schedule.ends_at for slot in own)
 
 
 async def test_sandbox_his_knows_the_demo_patients(sessions, settings: Settings) -> None:

@@ -43,7 +43,8 @@ from models.prescription import (
     Verdict,
 )
 from models.revisit import OfflineDiagnosis, RevisitDecision, RevisitEvidenceQuery
-from models.visit import VisitInput, VisitState, WriteRecord
+from models.schedule_change import AffectedVisit, ScheduleChangeInput
+from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState, WriteRecord
 from workers.worker import ActivitySets
 
 
@@ -59,6 +60,14 @@ class FakeWorld:
         self.evidence: list[OfflineDiagnosis] = []
         self.visit_states: list[VisitState] = []
         self.rx_states: list[PrescriptionState] = []
+        # Schedule changes: the visits `record_change` finds, and where `move_to_slot` moves a visit (or why not).
+        self.affected: list[AffectedVisit] = []
+        self.change_refusal: tuple[str, str] | None = None
+        self.rebook_to: SlotMove | None = None
+        self.rebook_refusal: tuple[str, str] | None = None
+        self.moves: list[SlotMoveRequest] = []
+        self.no_shows: list[VisitInput] = []
+        self.his_registrations: list[VisitInput] = []
 
     def _seen(self) -> None:
         self.calls[activity.info().activity_type] += 1
@@ -77,10 +86,27 @@ class FakeWorld:
     async def release_slot(self, visit: VisitInput) -> None:
         self._seen()
 
-    @activity.defn(name="register_with_his")
-    async def register_with_his(self, visit: VisitInput) -> HisRegistration:
+    @activity.defn(name="move_to_slot")
+    async def move_to_slot(self, move: SlotMoveRequest) -> SlotMove:
         self._seen()
-        return HisRegistration(his_registration_no=f"HIS-{visit.visit_id}", queue_no=7)
+        if self.rebook_refusal is not None:
+            code, message = self.rebook_refusal
+            self.rebook_refusal = None  # refused once; the patient's next choice goes through
+            raise ApplicationError(message, type=code, non_retryable=True)
+        assert self.rebook_to is not None, "set world.rebook_to"
+        self.moves.append(move)
+        return self.rebook_to
+
+    @activity.defn(name="record_no_show")
+    async def record_no_show(self, visit: VisitInput) -> None:
+        self._seen()
+        self.no_shows.append(visit)
+
+    @activity.defn(name="register_with_his")
+    async def register_with_his(self, visit: VisitInput, sequence: int) -> HisRegistration:
+        self._seen()
+        self.his_registrations.append(visit)
+        return HisRegistration(his_registration_no=f"HIS-{visit.visit_id}-{sequence}", queue_no=7 + sequence)
 
     @activity.defn(name="cancel_his_registration")
     async def cancel_his_registration(self, visit_id: str, his_registration_no: str) -> None:
@@ -90,6 +116,19 @@ class FakeWorld:
     async def save_medical_record(self, visit: VisitInput, write: WriteRecord) -> str:
         self._seen()
         return "digest"
+
+    # --- schedule changes ---
+    @activity.defn(name="record_change")
+    async def record_change(self, change: ScheduleChangeInput) -> list[AffectedVisit]:
+        self._seen()
+        if self.change_refusal is not None:
+            code, message = self.change_refusal
+            raise ApplicationError(message, type=code, non_retryable=True)
+        return self.affected
+
+    @activity.defn(name="finish_change")
+    async def finish_change(self, change_id: str) -> None:
+        self._seen()
 
     # --- billing ---
     @activity.defn(name="record_bill")
@@ -237,7 +276,8 @@ class FakeWorld:
             self.record_visit, self.confirm_slot, self.release_slot, self.save_medical_record, self.record_bill,
             self.reserve_refund, self.finish_refund, self.price_prescription, self.sign_prescription,
             self.record_prescription, self.save_delivery_details, self.issue_pickup_code, self.verify_pickup_code,
-            self.record_fulfilment, self.record_revisit_decision, self.record_identity_result,
+            self.record_fulfilment, self.record_revisit_decision, self.record_identity_result, self.move_to_slot,
+            self.record_no_show, self.record_change, self.finish_change,
         ]  # fmt: skip
         integration = [
             self.register_with_his, self.cancel_his_registration, self.create_channel_order, self.close_channel_order,

@@ -16,6 +16,7 @@ from models.visit import (
     AcceptVisit,
     BookingRequest,
     CancelVisit,
+    CheckIn,
     FinishVisit,
     Prescribe,
     TcmRecord,
@@ -39,7 +40,10 @@ RECORD = TcmRecord(
 
 
 def visit_input(
-    pay_window_s: int = 60, accept_window_s: int = 600, starts_in: timedelta = timedelta(hours=1)
+    pay_window_s: int = 60,
+    accept_window_s: int = 600,
+    starts_in: timedelta = timedelta(hours=1),
+    lasts: timedelta = timedelta(minutes=15),
 ) -> VisitInput:
     starts = datetime.now(UTC) + starts_in
     return VisitInput(
@@ -50,7 +54,7 @@ def visit_input(
         disease_code="D1",
         fee_fen=3000,
         starts_at=starts,
-        ends_at=starts + timedelta(minutes=15),
+        ends_at=starts + lasts,
         channel="sandbox",
         pay_window_s=pay_window_s,
         accept_window_s=accept_window_s,
@@ -169,6 +173,9 @@ async def test_patient_cancel_before_paying_closes_the_bill_at_once(harness: Har
     final = await handle.result()
     assert final.stage is VisitStage.CANCELLED
     assert harness.world.calls["close_channel_order"] == 1 and harness.world.calls["release_slot"] == 1
+    # Notices at booking and at the cancel (8.1.3.1); the closed bill itself sends none.
+    templates = [n.template for n in harness.world.notices]
+    assert templates == ["bill_opened", "visit_cancelled"]
 
 
 async def test_doctor_abort_refunds_the_registration_fee(harness: Harness) -> None:
@@ -194,11 +201,46 @@ async def test_doctor_abort_refunds_the_registration_fee(harness: Harness) -> No
     assert "visit_aborted" in {n.template for n in harness.world.notices}
 
 
-async def test_doctor_who_never_accepts_triggers_an_automatic_refund(harness: Harness) -> None:
+async def test_doctor_who_never_accepts_a_checked_in_patient_triggers_an_automatic_refund(harness: Harness) -> None:
     visit = visit_input(accept_window_s=1, starts_in=timedelta(seconds=0))
     _, handle = await book(harness, visit)
     await pay(harness, visit)
+    await wait_stage(handle, VisitStage.WAITING_DOCTOR)
+    checked_in = await handle.execute_update(VisitWorkflow.check_in, CheckIn(patient_id="pat-1"))
+    assert checked_in.checked_in_at is not None
     final = await handle.result()
     assert final.stage is VisitStage.ABORTED
     assert final.abort_reason == "医生未在规定时间内接诊"
-    assert len(harness.world.refunds) == 1
+    [refund] = harness.world.refunds
+    assert refund.amount_fen == visit.fee_fen
+    assert harness.world.no_shows == []
+    assert "visit_checked_in" in {n.template for n in harness.world.notices}
+
+
+async def test_patient_who_never_checks_in_is_a_no_show_and_keeps_no_refund(harness: Harness) -> None:
+    visit = visit_input(accept_window_s=1, starts_in=timedelta(seconds=0), lasts=timedelta(seconds=2))
+    _, handle = await book(harness, visit)
+    await pay(harness, visit)
+    final = await handle.result()
+    assert final.stage is VisitStage.NO_SHOW
+    assert [v.visit_id for v in harness.world.no_shows] == [visit.visit_id]
+    assert harness.world.refunds == [] and harness.world.calls["cancel_his_registration"] == 0
+    [notice] = [n for n in harness.world.notices if n.template == "visit_no_show"]
+    assert notice.user_ref == "patient:pat-1"
+
+
+async def test_check_in_opens_half_an_hour_before_the_slot_and_only_for_the_patient(harness: Harness) -> None:
+    visit = visit_input(starts_in=timedelta(hours=2))
+    _, handle = await book(harness, visit)
+    with pytest.raises(WorkflowUpdateFailedError) as unpaid:
+        await handle.execute_update(VisitWorkflow.check_in, CheckIn(patient_id="pat-1"))
+    assert unpaid.value.cause.type == "VISIT_NOT_WAITING"
+    await pay(harness, visit)
+    await wait_stage(handle, VisitStage.WAITING_DOCTOR)
+    with pytest.raises(WorkflowUpdateFailedError) as early:
+        await handle.execute_update(VisitWorkflow.check_in, CheckIn(patient_id="pat-1"))
+    assert early.value.cause.type == "CHECK_IN_NOT_OPEN"
+    with pytest.raises(WorkflowUpdateFailedError) as other:
+        await handle.execute_update(VisitWorkflow.check_in, CheckIn(patient_id="pat-2"))
+    assert other.value.cause.type == "FORBIDDEN"
+    await handle.terminate("test done")
