@@ -1,25 +1,26 @@
 """`Idempotency-Key` for POSTs that create or pay: a repeat of the same request gets the first answer again.
 
-The key is claimed by inserting its row in a transaction that stays open while the work runs. A concurrent request
-with the same key blocks on that row in PostgreSQL until the first one commits (then it replays the stored answer)
-or rolls back (then it claims the key and does the work itself). So the primary key decides, nothing is polled, and
-a crash mid-way leaves no half-finished record behind.
+The key is claimed by inserting its row, committed at once as "in progress"; the primary key decides who claims it.
+The work then runs holding no idempotency connection (a transaction held open across the work would tie up one
+pooled connection per request and deadlock a rush larger than the pool). A concurrent repeat polls, holding no
+connection, until the answer is stored, then replays it. A 5xx or a crash frees the key; a claim left behind by a
+dead process is taken over after its lease.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import text, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.auth import Actor
@@ -32,18 +33,11 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # 1–128 visible ASCII characters (a UUID is the usual choice).
 _VALID_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 # How long a repeat waits for the first request with its key to finish before being told to retry.
-_LOCK_WAIT = "15s"
-_LOCK_NOT_AVAILABLE = "55P03"
+_WAIT_S = 15.0
+_POLL_S = 0.05
+_LEASE = timedelta(seconds=120)
 
 Compute = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
-
-
-class _NotStored(Exception):
-    """Carries a 5xx answer out of the claiming transaction, which rolls back so the key stays free for a retry."""
-
-    def __init__(self, response: JSONResponse) -> None:
-        super().__init__()
-        self.response = response
 
 
 def _response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -67,9 +61,11 @@ async def _request_hash(request: Request) -> str:
     return sm3_hex(request.method.encode() + b"\n" + target.encode() + b"\n" + await request.body())
 
 
-async def _claim(session: AsyncSession, user_id: str, key: str, request_hash: str) -> bool:
-    """Insert the key's row; False when another request already holds it (after waiting for that one to finish)."""
-    try:
+async def _claim(sessions, user_id: str, key: str, request_hash: str) -> bool:
+    """Insert the key's row, committed at once (status 0: in progress); False when the key was claimed before.
+
+    A claim older than the lease belongs to a request that died: it is taken over."""
+    async with sessions() as session, session.begin():
         claimed = await session.execute(
             insert(IdempotencyRecord)
             .values(
@@ -80,14 +76,15 @@ async def _claim(session: AsyncSession, user_id: str, key: str, request_hash: st
                 body={},
                 created_at=datetime.now(UTC),
             )
-            .on_conflict_do_nothing()
+            .on_conflict_do_update(
+                index_elements=["user_id", "key"],
+                set_={"created_at": datetime.now(UTC), "request_hash": request_hash},
+                where=(col(IdempotencyRecord.status_code) == 0)
+                & (col(IdempotencyRecord.created_at) < datetime.now(UTC) - _LEASE),
+            )
             .returning(col(IdempotencyRecord.key))
         )
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
-            raise _in_progress() from exc
-        raise
-    return claimed.first() is not None
+        return claimed.first() is not None
 
 
 def _in_progress() -> Problem:
@@ -107,6 +104,19 @@ def _replay(record: IdempotencyRecord | None, request_hash: str) -> JSONResponse
     return _response(record.status_code, record.body, {REPLAYED_HEADER: "true"})
 
 
+async def _answer_of(sessions, user_id: str, key: str, request_hash: str) -> JSONResponse:
+    """Wait (holding no connection) for the first request with this key to store its answer, then replay it."""
+    deadline = time.monotonic() + _WAIT_S
+    while True:
+        async with sessions() as session:
+            record = await session.get(IdempotencyRecord, (user_id, key))
+        if record is None or record.status_code != 0:
+            return _replay(record, request_hash)
+        if time.monotonic() > deadline:
+            raise _in_progress()
+        await asyncio.sleep(_POLL_S)
+
+
 async def idempotent(request: Request, actor: Actor, key: str | None, compute: Compute) -> JSONResponse:
     """Answer with `compute()`'s (status, body), or with the stored answer when this key was seen before.
 
@@ -124,19 +134,27 @@ async def idempotent(request: Request, actor: Actor, key: str | None, compute: C
         )
     request_hash = await _request_hash(request)
     sessions = request.app.state.ctx.sessions
+    if not await _claim(sessions, actor.user_id, key, request_hash):
+        return await _answer_of(sessions, actor.user_id, key, request_hash)
+    stored = False
     try:
-        async with sessions() as session, session.begin():
-            await session.execute(text(f"SET LOCAL lock_timeout = '{_LOCK_WAIT}'"))
-            if not await _claim(session, actor.user_id, key, request_hash):
-                return _replay(await session.get(IdempotencyRecord, (actor.user_id, key)), request_hash)
-            status, body = await _run(request, compute)
-            if status >= 500:
-                raise _NotStored(_response(status, body))
-            await session.execute(
-                update(IdempotencyRecord)
-                .where(col(IdempotencyRecord.user_id) == actor.user_id, col(IdempotencyRecord.key) == key)
-                .values(status_code=status, body=body)
-            )
-    except _NotStored as skipped:
-        return skipped.response
+        status, body = await _run(request, compute)
+        if status < 500:
+            async with sessions() as session, session.begin():
+                await session.execute(
+                    update(IdempotencyRecord)
+                    .where(col(IdempotencyRecord.user_id) == actor.user_id, col(IdempotencyRecord.key) == key)
+                    .values(status_code=status, body=body)
+                )
+            stored = True
+    finally:
+        if not stored:
+            async with sessions() as session, session.begin():
+                await session.execute(
+                    delete(IdempotencyRecord).where(
+                        col(IdempotencyRecord.user_id) == actor.user_id,
+                        col(IdempotencyRecord.key) == key,
+                        col(IdempotencyRecord.status_code) == 0,
+                    )
+                )
     return _response(status, body)

@@ -144,7 +144,7 @@ async def test_invalid_key_is_400(api, probe, headers, bad_key: str | bytes) -> 
 
 
 async def test_a_repeat_that_waits_too_long_is_told_to_retry(api, probe, headers, monkeypatch) -> None:
-    monkeypatch.setattr("api.idempotency._LOCK_WAIT", "50ms")
+    monkeypatch.setattr("api.idempotency._WAIT_S", 0.05)
     key = {"Idempotency-Key": str(uuid.uuid4())}
     first, repeat = await asyncio.gather(
         api.post("/api/v1/_probe/charges", json={"amount_fen": 3}, headers={**headers, **key}),

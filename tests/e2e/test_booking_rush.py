@@ -100,12 +100,6 @@ async def test_500_patients_on_20_slots_make_exactly_20_bookings(make_stack, cli
         assert per_slot == dict.fromkeys(slots, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/idempotency.py holds a pooled connection for the claim while the work checks out a second one from "
-    "the same pool: more keyed requests at once than the pool has connections wait on each other until the pool "
-    "times out (30 s) and answer 500",
-)
 async def test_a_keyed_rush_larger_than_the_pool_answers_everyone(make_stack, clinic) -> None:
     stack = await make_stack()
     slots = await session_slots(stack, clinic, 5, days_ahead=25)
