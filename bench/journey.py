@@ -679,7 +679,6 @@ async def bench(journeys: int, concurrency: int, warmup: int) -> dict[str, Any]:
     settings = Settings(
         database_url=database_url,
         task_queue=queue,
-        integration_task_queue=f"{queue}-integrations",
         adapter_his="sandbox",
         adapter_payment="sandbox",
         adapter_pharmacy="sandbox",

@@ -329,7 +329,7 @@ async def test_sigkilled_worker_restarts_and_every_journey_completes_with_effect
 ) -> None:
     queue = f"durable-{uid}"
     settings = Settings(  # type: ignore[call-arg]
-        database_url=database_url, task_queue=queue, integration_task_queue=f"{queue}-integrations"
+        database_url=database_url, task_queue=queue
     )
     cast = await make_cast(sessions, settings, uid)
     patient_ids = [c.patient_id for c in cast]
