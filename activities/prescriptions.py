@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from temporalio import activity
 
-from activities import identity_facts
 from activities.adapters.pharmacy import Pharmacy
 from activities.errors import business_error
 from activities.rules.engine import RuleEngine
 from activities.visits import load_identity
 from core.crypto.sm import FieldCipher, sm3_hex
+from models import idcard
 from models.prescription import (
     CheckRequest,
     CheckResult,
@@ -62,8 +62,8 @@ class PrescriptionActivities:
             identity = await load_identity(session, self._cipher, request.patient_id)
         draft = request.draft
         facts = PatientFacts(
-            age_years=identity_facts.age_years(identity.id_card_no, date.today()),
-            sex=identity_facts.sex(identity.id_card_no),
+            age_years=idcard.age_years(identity.id_card_no, date.today()),
+            sex=idcard.sex(identity.id_card_no),
             pregnant=draft.pregnant,
             allergies=draft.allergies,
         )

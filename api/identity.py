@@ -6,27 +6,16 @@ import json
 from datetime import date
 
 from core.crypto.sm import FieldCipher
-
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK_CHARS = "10X98765432"
+from models import idcard
 
 
 def normalize_id_card(raw: str, today: date) -> str | None:
-    """The 18-character resident ID number in canonical form (upper-case X), or None if it is not a valid one.
-
-    Checks the GB 11643 check character and that the embedded birth date is a real date not after `today`.
-    """
-    value = "".join(raw.split()).upper()
-    if len(value) != 18 or not value[:17].isdigit() or value[17] not in "0123456789X":
+    """The 18-character resident ID number in canonical form (upper-case X), or None if it is not a valid one:
+    the GB 11643 check character must match and the embedded birth date be a real date not after `today`."""
+    if not idcard.is_valid(raw):
         return None
-    weighted = sum(int(digit) * weight for digit, weight in zip(value[:17], _WEIGHTS, strict=True))
-    if _CHECK_CHARS[weighted % 11] != value[17]:
-        return None
-    try:
-        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return None
-    return value if date(1900, 1, 1) <= born <= today else None
+    value = idcard.normalize(raw)
+    return value if date(1900, 1, 1) <= idcard.birth_date(value) <= today else None
 
 
 def submission_digest(cipher: FieldCipher, name: str, id_card: str, phone: str) -> str:

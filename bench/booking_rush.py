@@ -55,13 +55,13 @@ import uvloop
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.adapters.realname import idcard
 from api.consent_documents import CONSENT_DOCUMENTS
 from api.hospital_time import SHANGHAI, hospital_today
 from api.identity import identity_columns
 from core.crypto.sm import FieldCipher
 from core.passwords import new_token, token_digest
 from core.settings import Settings
+from models import idcard
 from models.common import Role
 from models.tables import AccessToken, Consent, Doctor, Patient, RevisitEligibility, Schedule, Slot, User
 

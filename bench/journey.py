@@ -55,7 +55,6 @@ from temporalio.worker import Worker
 from activities.adapters.courier.sandbox import SandboxCourier
 from activities.adapters.his.sandbox import SandboxHis
 from activities.adapters.payment.sandbox import SandboxPayment
-from activities.adapters.realname import idcard
 from activities.adapters.registry import Adapters, load_adapters
 from api.errors import Problem
 from api.services.bookings import hold_slot, start_visit
@@ -63,6 +62,7 @@ from bench._stack import CpuMeter, bench_database, configure_logging, log, prepa
 from bench.bare import BareWorkflow, noop
 from core.crypto.sm import FieldCipher
 from core.settings import Settings
+from models import idcard
 from models.common import Role
 from models.fulfilment import CourierStatus, DispenseCheck, FulfilmentStage, FulfilmentState, SignOff
 from models.prescription import (

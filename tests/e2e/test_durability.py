@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from activities.adapters.his.sandbox import SandboxHis
-from activities.adapters.realname import idcard
 from core.settings import Settings
+from models import idcard
 from models.common import Role
 from models.tables import (
     Bill,

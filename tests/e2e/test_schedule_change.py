@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from activities.adapters.his.sandbox import SandboxHis
-from activities.adapters.realname import idcard
 from core.settings import Settings
+from models import idcard
 from models.common import Role
 from models.tables import Notification, Schedule, Slot
 from tests.api.helpers import make_user

@@ -42,7 +42,9 @@ async def test_wrong_codes_lock_sign_off_until_a_pharmacist_unlocks_it(harness: 
     assert not_locked.value.cause.type == "SIGN_OFF_NOT_LOCKED"
 
     for attempt in range(MAX_PICKUP_ATTEMPTS):
-        result = await handle.execute_update(FulfilmentWorkflow.sign_off, SignOff(actor_id="pat-1", pickup_code="000000"))
+        result = await handle.execute_update(
+            FulfilmentWorkflow.sign_off, SignOff(actor_id="pat-1", pickup_code="000000")
+        )
         assert not result.accepted and result.attempts_left == MAX_PICKUP_ATTEMPTS - attempt - 1
     with pytest.raises(WorkflowUpdateFailedError) as locked:
         await handle.execute_update(FulfilmentWorkflow.sign_off, SignOff(actor_id="pat-1", pickup_code="123456"))

@@ -17,7 +17,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from activities.adapters.his import His, PatientIdentity
-from activities.adapters.realname import idcard
+from models import idcard
 from models.revisit import OfflineDiagnosis
 
 

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.adapters.errors import AdapterRefusal
 from activities.adapters.his import HisRegistration, PatientIdentity
-from activities.adapters.realname import idcard
 from activities.adapters.sandbox import CALLS, SandboxRecorder, recorder_for, table
 from core.crypto.sm import sm3_hex
 from core.settings import Settings
+from models import idcard
 from models.revisit import OfflineDiagnosis
 from models.tables.sandbox import SandboxHisDiagnosis
 

@@ -13,7 +13,8 @@ import re
 import uuid
 from typing import Protocol
 
-from activities.adapters.realname import RealName, idcard
+from activities.adapters.realname import RealName
+from models import idcard
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.adapters.realname import idcard
 from activities.adapters.sandbox import recorder_for
 from core.crypto.sm import sm3_hex
 from core.settings import Settings
+from models import idcard
 from models.identity import RealNameResult
 
 # Chinese names: CJK ideographs (basic, extension A, extensions B and later) and the middle dot of minority names.

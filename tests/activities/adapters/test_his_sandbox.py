@@ -11,7 +11,7 @@ from activities.adapters.errors import AdapterError, AdapterRefusal
 from activities.adapters.his import PatientIdentity
 from activities.adapters.his.contract import HisContract
 from activities.adapters.his.sandbox import SandboxHis
-from activities.adapters.realname import idcard
+from models import idcard
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

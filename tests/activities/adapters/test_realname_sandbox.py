@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from activities.adapters.realname import idcard
 from activities.adapters.realname.contract import RealNameContract
 from activities.adapters.realname.sandbox import SandboxRealName
+from models import idcard
 from models.tables.sandbox import SandboxCall
 
 

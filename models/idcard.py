@@ -1,6 +1,6 @@
-"""Resident ID-card numbers (GB 11643-1999): structure and check character.
+"""Resident ID-card numbers (GB 11643-1999): structure, check character, and the birth date and sex they carry.
 
-Kept apart from the sandbox so the contract suites and other adapters can build and check numbers too.
+One implementation for the API's format check, the rule engine's patient facts, the sandboxes and the tests.
 """
 
 from __future__ import annotations
@@ -31,10 +31,24 @@ def is_valid(id_card_no: str) -> bool:
     if not _SHAPE.fullmatch(number):
         return False
     try:
-        date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        birth_date(number)
     except ValueError:
         return False
     return number[17] == check_char(number[:17])
+
+
+def birth_date(id_card_no: str) -> date:
+    number = normalize(id_card_no)
+    return date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+
+
+def sex(id_card_no: str) -> str:
+    """The 17th digit is odd for men, even for women."""
+    return "male" if int(normalize(id_card_no)[16]) % 2 else "female"
+
+
+def age_years(id_card_no: str, today: date) -> float:
+    return (today - birth_date(id_card_no)).days / 365.25
 
 
 def make(region: str = "110101", born: date = date(1980, 1, 1), sequence: int | None = None) -> str:
