@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RevisePrescription,
         RxCheckRequest,
         RxStage,
+        SignatureRecord,
         SignPrescription,
         SignRequest,
         Verdict,
@@ -187,7 +188,8 @@ class PrescriptionWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
-    async def _sign(self, signer_id: str, reason: str | None) -> None:
+    async def _signature(self, signer_id: str, reason: str | None = None) -> SignatureRecord:
+        """The doctor's and the pharmacist's signatures alike: over the prescription as it stands now."""
         request = SignRequest(
             prescription_id=self._rx.prescription_id,
             revision=self._state.revision,
@@ -196,17 +198,18 @@ class PrescriptionWorkflow:
             signer_id=signer_id,
             reason=reason,
         )
-        self._state.doctor_signatures.append(await db(PrescriptionActivities.sign_prescription, request))
+        signature: SignatureRecord = await db(PrescriptionActivities.sign_prescription, request)
+        return signature
 
     # --- human steps ---
 
     @workflow.update
     async def sign(self, request: SignPrescription) -> PrescriptionState:
         async with self._lock:
-            await self._sign(request.doctor_id, None)
+            self._state.doctor_signatures.append(await self._signature(request.doctor_id))
             if self._state.check and self._state.check.verdict is Verdict.SIGN_AGAIN:
                 # 双签: the second signature carries the doctor's written reason for the flagged items.
-                await self._sign(request.doctor_id, request.reason)
+                self._state.doctor_signatures.append(await self._signature(request.doctor_id, request.reason))
             self._state.stage = RxStage.AWAITING_REVIEW
             await self._record()
         return self._state
@@ -244,17 +247,7 @@ class PrescriptionWorkflow:
     async def review(self, request: ReviewPrescription) -> PrescriptionState:
         async with self._lock:
             if request.approve:
-                signature = await db(
-                    PrescriptionActivities.sign_prescription,
-                    SignRequest(
-                        prescription_id=self._rx.prescription_id,
-                        revision=self._state.revision,
-                        patient_id=self._rx.patient_id,
-                        draft=self._draft,
-                        signer_id=request.pharmacist_id,
-                    ),
-                )
-                self._state.pharmacist_signature = signature
+                self._state.pharmacist_signature = await self._signature(request.pharmacist_id)
             self._review = request
         await workflow.wait_condition(lambda: self._state.stage is not RxStage.AWAITING_REVIEW)
         return self._state
