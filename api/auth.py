@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated
 
+import asyncpg
 import structlog
 from anyio import to_thread
 from fastapi import Depends, Request
@@ -19,11 +20,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.deps import SessionDep
+from api.deps import ContextDep
 from api.errors import Problem
 from core.passwords import hash_password, new_token, token_digest, verify_password
 from models.common import Role
-from models.tables import AccessToken, Doctor, Patient, Pharmacist, User
+from models.tables import AccessToken, User
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -61,43 +62,30 @@ async def bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
     return token
 
 
-async def load_actor(session: AsyncSession, digest: str, now: datetime) -> Actor | None:
+# One statement on every authenticated request, so it runs on the raw pool (see `core.db.make_pool`).
+_LIVE_TOKEN = """
+    SELECT u.id, u.role, u.display_name, p.id AS patient_id, d.id AS doctor_id, ph.id AS pharmacist_id
+      FROM access_tokens t
+      JOIN users u ON u.id = t.user_id
+      LEFT JOIN patients p ON p.user_id = u.id
+      LEFT JOIN doctors d ON d.user_id = u.id
+      LEFT JOIN pharmacists ph ON ph.user_id = u.id
+     WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled
+"""
+
+
+async def load_actor(pg: asyncpg.Pool, digest: str) -> Actor | None:
     """The actor behind a live token: not expired, not revoked, account not disabled."""
-    row = (
-        await session.execute(
-            select(
-                col(User.id),
-                col(User.role),
-                col(User.display_name),
-                col(Patient.id),
-                col(Doctor.id),
-                col(Pharmacist.id),
-            )
-            .select_from(AccessToken)
-            .join(User, col(User.id) == col(AccessToken.user_id))
-            .outerjoin(Patient, col(Patient.user_id) == col(User.id))
-            .outerjoin(Doctor, col(Doctor.user_id) == col(User.id))
-            .outerjoin(Pharmacist, col(Pharmacist.user_id) == col(User.id))
-            .where(
-                col(AccessToken.token_hash) == digest,
-                col(AccessToken.revoked_at).is_(None),
-                col(AccessToken.expires_at) > now,
-                col(User.disabled).is_(False),
-            )
-        )
-    ).one_or_none()
+    row = await pg.fetchrow(_LIVE_TOKEN, digest)
     if row is None:
         return None
-    user_id, role_name, display_name, patient_id, doctor_id, pharmacist_id = row
-    role = Role(role_name)
-    ref = {Role.PATIENT: patient_id, Role.DOCTOR: doctor_id, Role.PHARMACIST: pharmacist_id}.get(role)
-    return Actor(user_id=user_id, role=role, display_name=display_name, ref=ref)
+    role = Role(row["role"])
+    ref = {Role.PATIENT: row["patient_id"], Role.DOCTOR: row["doctor_id"], Role.PHARMACIST: row["pharmacist_id"]}
+    return Actor(user_id=row["id"], role=role, display_name=row["display_name"], ref=ref.get(role))
 
 
-async def current_actor(request: Request, session: SessionDep, token: Annotated[str, Depends(bearer_token)]) -> Actor:
-    actor = await load_actor(session, token_digest(token), datetime.now(UTC))
-    # End the read so the connection goes back to the pool while the handler waits on Temporal.
-    await session.rollback()
+async def current_actor(request: Request, ctx: ContextDep, token: Annotated[str, Depends(bearer_token)]) -> Actor:
+    actor = await load_actor(ctx.pg, token_digest(token))
     if actor is None:
         raise _unauthorized("登录已过期或已退出，请重新登录。")
     # For the access log line and every log line of this request.

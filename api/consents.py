@@ -34,14 +34,18 @@ async def require_consents(session: AsyncSession, patient_id: str) -> None:
     """403 CONSENT_REQUIRED unless the patient accepted the current version of every document."""
     missing = await missing_consents(session, patient_id)
     if missing:
-        names = "、".join(f"《{doc.title}》（{doc.version} 版）" for doc in missing)
-        raise Problem(
-            403,
-            "CONSENT_REQUIRED",
-            "请先阅读并同意相关协议",
-            f"使用本服务前，请先阅读并同意：{names}。",
-            missing=[{"document": doc.id, "version": doc.version} for doc in missing],
-        )
+        raise consent_required(missing)
+
+
+def consent_required(missing: list[ConsentDocument]) -> Problem:
+    names = "、".join(f"《{doc.title}》（{doc.version} 版）" for doc in missing)
+    return Problem(
+        403,
+        "CONSENT_REQUIRED",
+        "请先阅读并同意相关协议",
+        f"使用本服务前，请先阅读并同意：{names}。",
+        missing=[{"document": doc.id, "version": doc.version} for doc in missing],
+    )
 
 
 async def record_consent(

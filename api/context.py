@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -20,6 +21,8 @@ IdentityHook = Callable[[str, str], Awaitable[None]]
 class AppContext:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    # The same database without the ORM, for the statements on every request's path (see `core.db.make_pool`).
+    pg: asyncpg.Pool
     temporal: Client
     cipher: FieldCipher
     # The configured adapters: the API uses them only to verify callbacks and to drive the sandbox simulators.

@@ -10,23 +10,20 @@ dead process is taken over after its lease.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col
 
 from api.auth import Actor
 from api.errors import PROBLEM_MEDIA_TYPE, Problem
 from core.crypto.sm import sm3_hex
-from models.tables import IdempotencyRecord
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -35,7 +32,7 @@ _VALID_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 # How long a repeat waits for the first request with its key to finish before being told to retry.
 _WAIT_S = 15.0
 _POLL_S = 0.05
-_LEASE = timedelta(seconds=120)
+_LEASE_S = 120
 
 Compute = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -61,56 +58,49 @@ async def _request_hash(request: Request) -> str:
     return sm3_hex(request.method.encode() + b"\n" + target.encode() + b"\n" + await request.body())
 
 
-async def _claim(sessions, user_id: str, key: str, request_hash: str) -> bool:
-    """Insert the key's row, committed at once (status 0: in progress); False when the key was claimed before.
+# Every keyed POST runs these, so they go through the raw pool (see `core.db.make_pool`). A claim older than the lease
+# belongs to a request that died: it is taken over.
+_CLAIM = f"""
+    INSERT INTO idempotency_records (user_id, key, request_hash, status_code, body, created_at)
+    VALUES ($1, $2, $3, 0, '{{}}'::jsonb, now())
+    ON CONFLICT (user_id, key) DO UPDATE SET created_at = now(), request_hash = excluded.request_hash
+     WHERE idempotency_records.status_code = 0
+       AND idempotency_records.created_at < now() - interval '{_LEASE_S} seconds'
+    RETURNING key
+"""
+_STORE = "UPDATE idempotency_records SET status_code = $3, body = $4::jsonb WHERE user_id = $1 AND key = $2"
+_RELEASE = "DELETE FROM idempotency_records WHERE user_id = $1 AND key = $2 AND status_code = 0"
+_READ = "SELECT request_hash, status_code, body FROM idempotency_records WHERE user_id = $1 AND key = $2"
 
-    A claim older than the lease belongs to a request that died: it is taken over."""
-    async with sessions() as session, session.begin():
-        claimed = await session.execute(
-            insert(IdempotencyRecord)
-            .values(
-                user_id=user_id,
-                key=key,
-                request_hash=request_hash,
-                status_code=0,
-                body={},
-                created_at=datetime.now(UTC),
-            )
-            .on_conflict_do_update(
-                index_elements=["user_id", "key"],
-                set_={"created_at": datetime.now(UTC), "request_hash": request_hash},
-                where=(col(IdempotencyRecord.status_code) == 0)
-                & (col(IdempotencyRecord.created_at) < datetime.now(UTC) - _LEASE),
-            )
-            .returning(col(IdempotencyRecord.key))
-        )
-        return claimed.first() is not None
+
+async def _claim(pg: asyncpg.Pool, user_id: str, key: str, request_hash: str) -> bool:
+    """Insert the key's row, committed at once (status 0: in progress); False when the key was claimed before."""
+    return await pg.fetchval(_CLAIM, user_id, key, request_hash) is not None
 
 
 def _in_progress() -> Problem:
     return Problem(409, "IDEMPOTENCY_IN_PROGRESS", "相同请求正在处理中", "使用该幂等键的请求尚未完成，请稍后重试。")
 
 
-def _replay(record: IdempotencyRecord | None, request_hash: str) -> JSONResponse:
+def _replay(record: asyncpg.Record | None, request_hash: str) -> JSONResponse:
     if record is None:
         raise _in_progress()
-    if record.request_hash != request_hash:
+    if record["request_hash"] != request_hash:
         raise Problem(
             422,
             "IDEMPOTENCY_KEY_REUSED",
             "幂等键已被其他请求使用",
             "该 Idempotency-Key 已用于内容不同的请求，请为新的请求生成新的幂等键。",
         )
-    return _response(record.status_code, record.body, {REPLAYED_HEADER: "true"})
+    return _response(record["status_code"], json.loads(record["body"]), {REPLAYED_HEADER: "true"})
 
 
-async def _answer_of(sessions, user_id: str, key: str, request_hash: str) -> JSONResponse:
+async def _answer_of(pg: asyncpg.Pool, user_id: str, key: str, request_hash: str) -> JSONResponse:
     """Wait (holding no connection) for the first request with this key to store its answer, then replay it."""
     deadline = time.monotonic() + _WAIT_S
     while True:
-        async with sessions() as session:
-            record = await session.get(IdempotencyRecord, (user_id, key))
-        if record is None or record.status_code != 0:
+        record = await pg.fetchrow(_READ, user_id, key)
+        if record is None or record["status_code"] != 0:
             return _replay(record, request_hash)
         if time.monotonic() > deadline:
             raise _in_progress()
@@ -133,28 +123,16 @@ async def idempotent(request: Request, actor: Actor, key: str | None, compute: C
             "Idempotency-Key 应为 1–128 个可见 ASCII 字符，建议使用 UUID。",
         )
     request_hash = await _request_hash(request)
-    sessions = request.app.state.ctx.sessions
-    if not await _claim(sessions, actor.user_id, key, request_hash):
-        return await _answer_of(sessions, actor.user_id, key, request_hash)
+    pg: asyncpg.Pool = request.app.state.ctx.pg
+    if not await _claim(pg, actor.user_id, key, request_hash):
+        return await _answer_of(pg, actor.user_id, key, request_hash)
     stored = False
     try:
         status, body = await _run(request, compute)
         if status < 500:
-            async with sessions() as session, session.begin():
-                await session.execute(
-                    update(IdempotencyRecord)
-                    .where(col(IdempotencyRecord.user_id) == actor.user_id, col(IdempotencyRecord.key) == key)
-                    .values(status_code=status, body=body)
-                )
+            await pg.execute(_STORE, actor.user_id, key, status, json.dumps(body))
             stored = True
     finally:
         if not stored:
-            async with sessions() as session, session.begin():
-                await session.execute(
-                    delete(IdempotencyRecord).where(
-                        col(IdempotencyRecord.user_id) == actor.user_id,
-                        col(IdempotencyRecord.key) == key,
-                        col(IdempotencyRecord.status_code) == 0,
-                    )
-                )
+            await pg.execute(_RELEASE, actor.user_id, key)
     return _response(status, body)

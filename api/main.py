@@ -36,7 +36,7 @@ from api.routers import (
 )
 from api.services.identity import identity_verifier
 from core.crypto.sm import FieldCipher
-from core.db import make_engine, make_sessionmaker
+from core.db import fill_pool, make_engine, make_pool, make_sessionmaker
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             configure_logging(current.log_level)  # a served app; tests keep their own logging
         current.check()
         engine = make_engine(current)
+        pg = await make_pool(current)
+        await fill_pool(pg)
         try:
             sessions = make_sessionmaker(engine)
             temporal = temporal_client or await connect(current)
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             app.state.ctx = AppContext(
                 settings=current,
                 sessions=sessions,
+                pg=pg,
                 temporal=temporal,
                 cipher=FieldCipher(current.pii_key, current.blind_index_key),
                 adapters=adapters,
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             )
             yield
         finally:
+            await pg.close()
             await engine.dispose()
 
     app = FastAPI(

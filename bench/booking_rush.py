@@ -31,7 +31,6 @@ import json
 import os
 import random
 import signal
-import ssl
 import statistics
 import sys
 import tempfile
@@ -253,35 +252,61 @@ async def create_session(
 # runs at that moment and answers with one record per attempt: [status, code, due, answered] (monotonic seconds).
 
 
-def _code(response: httpx.Response) -> str | None:
-    if response.status_code < 400:
+class LoopbackHttp:
+    """One keep-alive HTTP/1.1 connection to the API, one request at a time, as a patient's phone holds it.
+
+    The generator shares the machine with the server, so it speaks just enough HTTP/1.1 for JSON over loopback
+    (Content-Length bodies, no TLS, no redirects): httpx spends several times the CPU per request, which the run
+    would take from the server."""
+
+    def __init__(self, api: str) -> None:
+        parts = urlsplit(api)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.lock = asyncio.Lock()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+        async with self.lock:
+            if self.writer is None or self.writer.is_closing():
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status_line, *header_lines = head.decode("latin-1").split("\r\n")
+            length, close = 0, False
+            for line in header_lines:
+                name, _, value = line.partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                elif name.lower() == "connection" and value.strip().lower() == "close":
+                    close = True
+            payload = await self.reader.readexactly(length)
+            if close:
+                self.writer.close()
+            return int(status_line.split(" ", 2)[1]), payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _code(status: int, payload: bytes) -> str | None:
+    if status < 400:
         return None
     with contextlib.suppress(ValueError, AttributeError):
-        return response.json().get("code")
+        return json.loads(payload).get("code")
     return None
 
 
 async def _http_attempts(job: dict[str, Any]) -> list[list[Any]]:
     attempts: list[list[str]] = job["attempts"]  # [token, slot_id]
-    # One client per connection, as each patient's phone is: httpx's pool checks every idle connection of a client
-    # (a poll each) whenever it assigns a request, so one client with a thousand connections would cost the
-    # generator several times the CPU per request. One TLS context for all, though the URL is plain HTTP.
-    tls = ssl.create_default_context()
-    async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=job["api"],
-                    timeout=httpx.Timeout(REQUEST_TIMEOUT_S),
-                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                    verify=tls,
-                    trust_env=False,  # loopback only: no proxy from the environment
-                )
-            )
-            for _ in range(max(1, min(job["connections"], len(attempts))))
-        ]
+    connections = [LoopbackHttp(job["api"]) for _ in range(max(1, min(job["connections"], len(attempts))))]
+    try:
         # Open the connections now: the patients have the app open before the release time.
-        await asyncio.gather(*(client.get(WARMUP_PATH) for client in clients))
+        await asyncio.gather(*(connection.request("GET", WARMUP_PATH, {}) for connection in connections))
         print(json.dumps({"ready": True}), flush=True)
         go = json.loads(await asyncio.to_thread(sys.stdin.readline))["go"]
         await asyncio.sleep(max(0.0, go - time.monotonic()))
@@ -291,19 +316,19 @@ async def _http_attempts(job: dict[str, Any]) -> list[list[Any]]:
 
         async def attempt(number: int, due: float) -> list[Any]:
             token, slot_id = attempts[number]
-            client = clients[number % len(clients)]
+            connection = connections[number % len(connections)]
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            if job["keyed"]:
+                headers["Idempotency-Key"] = str(uuid.uuid4())
             sent = time.monotonic()
             try:
                 async with asyncio.timeout_at(deadline):
-                    response = await client.post(
-                        BOOKINGS_PATH,
-                        json={"slot_id": slot_id},
-                        headers={"Authorization": f"Bearer {token}"}
-                        | ({"Idempotency-Key": str(uuid.uuid4())} if job["keyed"] else {}),
+                    status, payload = await connection.request(
+                        "POST", BOOKINGS_PATH, headers, json.dumps({"slot_id": slot_id}).encode()
                     )
-                status, code = response.status_code, _code(response)
-                slot = response.json().get("slot_id") if status == 201 else None
-            except (httpx.HTTPError, TimeoutError) as error:
+                code = _code(status, payload)
+                slot = json.loads(payload).get("slot_id") if status == 201 else None
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
                 status, code, slot = 0, type(error).__name__, None
             return [status, code, due, sent, time.monotonic(), slot]
 
@@ -318,6 +343,9 @@ async def _http_attempts(job: dict[str, Any]) -> list[list[Any]]:
                 tasks.append(asyncio.create_task(attempt(n, due)))
             results = await asyncio.gather(*tasks)
         return list(results)
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 # The decision alone: the same conditional UPDATE the booking statement ends in, nothing else.

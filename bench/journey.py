@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import asyncpg
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
@@ -61,6 +62,7 @@ from api.services.bookings import hold_slot, start_visit
 from bench._stack import CpuMeter, bench_database, configure_logging, log, prepare_database, start_temporal
 from bench.bare import BareWorkflow, noop
 from core.crypto.sm import FieldCipher
+from core.db import make_pool
 from core.settings import Settings
 from models import idcard
 from models.common import Role
@@ -78,7 +80,16 @@ from models.prescription import (
 )
 from models.revisit import RevisitCheckInput, RevisitStatus
 from models.tables import Department, Disease, Doctor, Fulfilment, Patient, Prescription, Slot, User, Visit
-from models.visit import AcceptVisit, FinishVisit, Prescribe, TcmRecord, VisitStage, VisitState, WriteRecord
+from models.visit import (
+    AcceptVisit,
+    BookingRequest,
+    FinishVisit,
+    Prescribe,
+    TcmRecord,
+    VisitStage,
+    VisitState,
+    WriteRecord,
+)
 from workers.interceptors import LogContextInterceptor
 from workers.worker import build_activities, build_workers
 from workflows.bill import BillWorkflow, bill_workflow_id
@@ -264,6 +275,7 @@ class Bench:
     client: Client
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    pg: asyncpg.Pool
     cipher: FieldCipher
     payment: SandboxPayment
     courier: SandboxCourier
@@ -350,14 +362,16 @@ class Journey:
             if decision.status is not RevisitStatus.ELIGIBLE:
                 raise RuntimeError(f"revisit check says {decision.status.value}: {decision.reason}")
 
-        async with self.step("hold_slot"), self.bench.sessions() as session:
-            held = await hold_slot(session, settings, cast.patient_id, cast.slot_id)
+        async with self.step("hold_slot"):
+            held = await hold_slot(self.bench.pg, self.bench.sessions, settings, cast.patient_id, cast.slot_id)
 
         async with self.step("book"):
-            booked = await start_visit(client, settings, held, cast.patient_id)
+            await start_visit(client, settings, held, cast.patient_id)
+            visit = client.get_workflow_handle(visit_workflow_id(held.visit_id), result_type=VisitState)
+            # What `GET /visits/{id}/payment` waits for: the open bill.
+            booked = await visit.execute_update(VisitWorkflow.book, BookingRequest(patient_id=cast.patient_id))
             if booked.bill_id is None or booked.pay_url is None:
                 raise RuntimeError(f"booking answered without a bill: {booked!r}")
-            visit = client.get_workflow_handle(visit_workflow_id(held.visit_id), result_type=VisitState)
             self.workflow_ids += [visit.id, bill_workflow_id(booked.bill_id)]
 
         async with self.step("pay_registration"):
@@ -689,6 +703,7 @@ async def bench(journeys: int, concurrency: int, warmup: int) -> dict[str, Any]:
         sandbox_failure_rate=0.0,
     )
     engine, sessions = await prepare_database(settings, pool_size=max(20, concurrency))
+    pg = await make_pool(settings, size=max(20, concurrency))
     try:
         adapters: Adapters = load_adapters(sessions, settings)
         if not (isinstance(adapters.payment, SandboxPayment) and isinstance(adapters.courier, SandboxCourier)):
@@ -704,7 +719,7 @@ async def bench(journeys: int, concurrency: int, warmup: int) -> dict[str, Any]:
 
         async with await start_temporal() as env:
             client = env.client
-            context = Bench(client, settings, sessions, cipher, adapters.payment, adapters.courier)
+            context = Bench(client, settings, sessions, pg, cipher, adapters.payment, adapters.courier)
             workers = build_workers(client, queue, build_activities(sessions, settings, adapters))
             async with running(workers):
                 warm = [Journey(context, cast) for cast in castings[:warmup]]
@@ -754,6 +769,7 @@ async def bench(journeys: int, concurrency: int, warmup: int) -> dict[str, Any]:
             bare_history = await history_stats(client, bare_ids[: len(sample)])
             report_history("bare", bare_history, len(sample))
     finally:
+        await pg.close()
         await engine.dispose()
 
     journeys_per_s = journeys / journey_s

@@ -94,11 +94,19 @@ class Settings(BaseSettings):
     @property
     def async_database_url(self) -> str:
         """SQLAlchemy URL for asyncpg."""
+        return "postgresql+asyncpg://" + self._database_url_rest()
+
+    @property
+    def libpq_database_url(self) -> str:
+        """The same database as a plain `postgresql://` URL, for asyncpg itself."""
+        return "postgresql://" + self._database_url_rest()
+
+    def _database_url_rest(self) -> str:
         url = self.database_url
         for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
             if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix) :]
-        return url
+                return url[len(prefix) :]
+        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {url.split('://')[0]}://")
 
 
 @lru_cache

@@ -166,7 +166,8 @@ class Journey:
         self.ids["visit"] = f"visit-{visit['visit_id']}"
         self.ids["registration_bill"] = f"bill-{visit['bill_id']}"
         self.log(self.patient, "预约挂号", f"号源 {slot_id}，挂号费 {visit['fee_fen'] / 100:.2f} 元，待支付")
-        return visit
+        # The booking answers as soon as the slot is held; the payment link comes once the bill is open.
+        return await self.call("GET", f"/visits/{visit['visit_id']}/payment", self.patient)
 
     async def pay(self, bill_id: str, what: str) -> None:
         await self.call("POST", f"/sandbox/cashier/{bill_id}/pay", self.patient)

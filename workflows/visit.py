@@ -67,6 +67,26 @@ def visit_workflow_id(visit_id: str) -> str:
     return f"visit-{visit_id}"
 
 
+def registration_bill_id(visit_id: str) -> str:
+    """Known before the flow opens the bill, so the booking answer can name it."""
+    return f"{visit_id}-reg"
+
+
+def booked_state(visit: VisitInput) -> VisitState:
+    """A visit as booked: its slot held, its registration bill about to open."""
+    return VisitState(
+        visit_id=visit.visit_id,
+        stage=VisitStage.AWAITING_PAYMENT,
+        patient_id=visit.patient_id,
+        doctor_id=visit.doctor_id,
+        slot_id=visit.slot_id,
+        starts_at=visit.starts_at,
+        ends_at=visit.ends_at,
+        fee_fen=visit.fee_fen,
+        bill_id=registration_bill_id(visit.visit_id),
+    )
+
+
 async def _wait_until(condition: Callable[[], bool], moment: datetime) -> bool:
     """Wait for `condition` until `moment`; True when it holds. A moment already past only checks it."""
     remaining = moment - workflow.now()
@@ -87,16 +107,7 @@ class VisitWorkflow:
         self._visit = visit
         # The terms in force: a substitution changes the doctor; a rebooking the slot, times, doctor and fee.
         self._terms = visit
-        self._state = VisitState(
-            visit_id=visit.visit_id,
-            stage=VisitStage.AWAITING_PAYMENT,
-            patient_id=visit.patient_id,
-            doctor_id=visit.doctor_id,
-            slot_id=visit.slot_id,
-            starts_at=visit.starts_at,
-            ends_at=visit.ends_at,
-            fee_fen=visit.fee_fen,
-        )
+        self._state = booked_state(visit)
         self._bill_opened = False
         self._paid = False
         self._cancel: CancelVisit | None = None
@@ -123,7 +134,7 @@ class VisitWorkflow:
     async def run(self, visit: VisitInput) -> VisitState:
         await db(VisitActivities.record_visit, self._terms, self._state)
         bill = BillInput(
-            bill_id=f"{visit.visit_id}-reg",
+            bill_id=registration_bill_id(visit.visit_id),
             kind=BillKind.REGISTRATION,
             ref_id=visit.visit_id,
             patient_id=visit.patient_id,
@@ -468,7 +479,7 @@ class VisitWorkflow:
 
     @workflow.update
     async def book(self, request: BookingRequest) -> VisitState:
-        """Answer the booking with the bill to pay (Update-with-Start waits for it)."""
+        """The booked visit with its bill to pay, once the bill is open (`GET /visits/{id}/payment` waits on it)."""
         await workflow.wait_condition(lambda: self._bill_opened or self._state.stage is not VisitStage.AWAITING_PAYMENT)
         return self._state
 

@@ -12,11 +12,10 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from api.auth import ActorDep, DoctorDep, PatientDep
-from api.consents import require_consents
-from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.deps import ContextDep, SessionDep, TemporalDep
 from api.errors import problem_responses
 from api.idempotency import idempotent
-from api.services.access import visible_visit
+from api.services.access import booked_visit, visible_visit
 from api.services.bookings import hold_slot, start_visit
 from api.services.temporal_calls import workflow_call
 from models.common import Role
@@ -25,6 +24,7 @@ from models.tables import Visit
 from models.visit import (
     AbortVisit,
     AcceptVisit,
+    BookingRequest,
     CancelVisit,
     CheckIn,
     FinishVisit,
@@ -97,23 +97,23 @@ async def book(
     body: BookingIn,
     request: Request,
     actor: PatientDep,
-    session: SessionDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
+    ctx: ContextDep,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ):
-    """Hold the slot and open the registration bill; answers with where and until when to pay.
+    """Hold the slot for the payment window; answers at once with the visit and its `bill_id`.
+
+    The registration bill opens right after: `GET /visits/{visit_id}/payment` answers with the payment link and the
+    deadline as soon as it is open. An unpaid hold is released when the window passes.
 
     409 `SLOT_TAKEN` (with `next_free` slots of the same doctor) when someone else holds it;
     403 `NOT_ELIGIBLE_FOR_REVISIT` without a valid revisit check for the slot's disease;
-    403 `IDENTITY_NOT_VERIFIED` before real-name verification.
+    403 `IDENTITY_NOT_VERIFIED` before real-name verification; 403 `CONSENT_REQUIRED` before the agreements.
     """
     patient_id = actor.ref or ""
 
     async def compute() -> tuple[int, dict]:
-        await require_consents(session, patient_id)
-        held = await hold_slot(session, settings, patient_id, body.slot_id)
-        state = await start_visit(temporal, settings, held, patient_id)
+        held = await hold_slot(ctx.pg, ctx.sessions, ctx.settings, patient_id, body.slot_id)
+        state = await start_visit(ctx.temporal, ctx.settings, held, patient_id)
         return 201, state.model_dump(mode="json")
 
     return await idempotent(request, actor, idempotency_key, compute)
@@ -163,6 +163,23 @@ async def get_visit(visit_id: str, actor: ActorDep, session: SessionDep, tempora
     await visible_visit(session, actor, visit_id)
     handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
     return await workflow_call(handle.query(VisitWorkflow.state))
+
+
+@router.get(
+    "/visits/{visit_id}/payment",
+    response_model=VisitState,
+    responses=problem_responses(401, 404),
+    summary="挂号支付信息",
+)
+async def visit_payment(visit_id: str, actor: PatientDep, ctx: ContextDep) -> VisitState:
+    """The visit with `pay_url` and `pay_deadline` of its registration bill, waiting until the bill is open (normally
+    well under a second after booking). A visit no longer awaiting payment answers with its state as it is."""
+    await booked_visit(ctx, actor, visit_id)
+    handle = ctx.temporal.get_workflow_handle(visit_workflow_id(visit_id))
+    state = await workflow_call(handle.query(VisitWorkflow.state))
+    if state.stage is not VisitStage.AWAITING_PAYMENT or state.pay_url is not None:
+        return state
+    return await workflow_call(handle.execute_update(VisitWorkflow.book, BookingRequest(patient_id=actor.ref or "")))
 
 
 @router.post(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Actor
+from api.context import AppContext
 from api.errors import Problem
 from models.common import Role
 from models.tables import Bill, Prescription, Visit
@@ -24,6 +25,18 @@ async def visible_visit(session: AsyncSession, actor: Actor, visit_id: str) -> V
     ):
         raise _not_found("挂号记录")
     return visit
+
+
+_HOLDER = "SELECT 1 FROM slots WHERE visit_id = $1 AND patient_id = $2"
+
+
+async def booked_visit(ctx: AppContext, actor: Actor, visit_id: str) -> None:
+    """The patient's own visit, also in the instant between the booking answer and the flow recording the visit:
+    the slot it holds says whose it is."""
+    if await ctx.pg.fetchval(_HOLDER, visit_id, actor.ref) is not None:
+        return
+    async with ctx.sessions() as session:
+        await visible_visit(session, actor, visit_id)
 
 
 async def visible_prescription(session: AsyncSession, actor: Actor, prescription_id: str) -> Prescription:

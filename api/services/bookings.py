@@ -18,18 +18,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WithStartWorkflowOperation
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from api.consent_documents import CONSENT_DOCUMENTS
+from api.consents import consent_required
 from api.errors import Problem
 from api.services.booking_blocks import blocked_problem, enforce_no_show_rule
 from api.services.temporal_calls import workflow_call
 from core.settings import Settings
 from models.tables import Slot
-from models.visit import BookingRequest, VisitInput, VisitState
-from workflows.visit import VisitWorkflow, visit_workflow_id
+from models.visit import VisitInput, VisitState
+from workflows.visit import VisitWorkflow, booked_state, visit_workflow_id
 
 # The hold outlives the payment window a little, so the Visit flow always releases or confirms it first.
 HOLD_GRACE = timedelta(minutes=2)
@@ -41,37 +43,40 @@ NEXT_FREE_LIMIT = 5
 # schedule flow has closed its slots. Only a refused attempt reads the doctor's next free slots (a CASE branch not
 # taken leaves its subquery unevaluated); they are as of the snapshot, so a slot taken in the same instant may still
 # be offered, and trying it answers with a fresher list.
-_ATTEMPT = text(
-    """
+_ATTEMPT = """
     WITH gate AS (
         SELECT s.id, s.status, s.doctor_id, s.disease_code, s.fee_fen, s.starts_at, s.ends_at, s.reserved_for,
                s.patient_id AS holder, s.visit_id AS holder_visit, s.held_until > now() AS hold_live,
                s.starts_at > now() AS upcoming,
                coalesce(sc.status = 'cancelled', false) AS session_cancelled,
-               EXISTS (SELECT 1 FROM patients p WHERE p.id = :patient_id AND p.verified_at IS NOT NULL) AS verified,
+               EXISTS (SELECT 1 FROM patients p WHERE p.id = $2 AND p.verified_at IS NOT NULL) AS verified,
+               ARRAY(SELECT d.document FROM unnest($8::text[], $9::text[]) AS d(document, version)
+                      WHERE NOT EXISTS (SELECT 1 FROM consents c
+                                         WHERE c.patient_id = $2 AND c.document = d.document
+                                           AND c.version = d.version)) AS missing_consents,
                EXISTS (SELECT 1 FROM revisit_eligibility e
-                        WHERE e.patient_id = :patient_id AND e.disease_code = s.disease_code
+                        WHERE e.patient_id = $2 AND e.disease_code = s.disease_code
                           AND e.status = 'eligible' AND e.valid_until > now()) AS eligible,
                (SELECT max(b.blocked_until) FROM booking_blocks b
-                 WHERE b.patient_id = :patient_id AND b.lifted_at IS NULL AND b.blocked_until > now()) AS blocked_until,
+                 WHERE b.patient_id = $2 AND b.lifted_at IS NULL AND b.blocked_until > now()) AS blocked_until,
                (SELECT count(*) FROM no_shows n
-                 WHERE n.patient_id = :patient_id
-                   AND n.recorded_at > now() - make_interval(days => :window_days)
+                 WHERE n.patient_id = $2
+                   AND n.recorded_at > now() - make_interval(days => $5::int)
                    AND n.recorded_at > coalesce(
                        (SELECT max(coalesce(b.lifted_at, b.blocked_from)) FROM booking_blocks b
-                         WHERE b.patient_id = :patient_id),
+                         WHERE b.patient_id = $2),
                        '-infinity')) AS no_shows
           FROM slots s LEFT JOIN schedules sc ON sc.id = s.schedule_id
-         WHERE s.id = :slot_id
+         WHERE s.id = $1
     ), held AS (
         UPDATE slots s
-           SET status = 'held', visit_id = :visit_id, patient_id = :patient_id, held_until = :held_until
+           SET status = 'held', visit_id = $3, patient_id = $2, held_until = $4
           FROM gate g
          WHERE s.id = g.id
-           AND g.verified AND g.eligible AND g.blocked_until IS NULL AND g.no_shows < :no_show_limit
+           AND cardinality(g.missing_consents) = 0 AND g.verified AND g.eligible AND g.blocked_until IS NULL AND g.no_shows < $6
            AND NOT g.session_cancelled
            AND s.starts_at > now()
-           AND (s.reserved_for IS NULL OR s.reserved_for = :patient_id)
+           AND (s.reserved_for IS NULL OR s.reserved_for = $2)
            AND (s.status = 'open' OR (s.status = 'held' AND s.held_until < now()))
         RETURNING s.id
     ), free AS (
@@ -79,17 +84,16 @@ _ATTEMPT = text(
           FROM slots f JOIN gate g ON f.doctor_id = g.doctor_id AND f.id <> g.id
          WHERE f.starts_at > now()
            AND (f.status = 'open' OR (f.status = 'held' AND f.held_until < now()))
-           AND (f.reserved_for IS NULL OR f.reserved_for = :patient_id)
+           AND (f.reserved_for IS NULL OR f.reserved_for = $2)
            AND NOT EXISTS (SELECT 1 FROM schedules sc WHERE sc.id = f.schedule_id AND sc.status = 'cancelled')
          ORDER BY f.starts_at
-         LIMIT :next_free_limit
+         LIMIT $7
     )
     SELECT g.*, w.won,
            CASE WHEN NOT w.won THEN ARRAY(SELECT id FROM free ORDER BY starts_at) END AS free_ids,
            CASE WHEN NOT w.won THEN ARRAY(SELECT starts_at FROM free ORDER BY starts_at) END AS free_starts
       FROM gate g CROSS JOIN (SELECT EXISTS (SELECT 1 FROM held) AS won) w
     """
-)
 
 
 @dataclass
@@ -98,23 +102,21 @@ class Held:
     visit_id: str
 
 
-async def _attempt(
-    session: AsyncSession, settings: Settings, patient_id: str, slot_id: str, visit_id: str
-) -> Any | None:
+async def _attempt(pg: asyncpg.Pool, settings: Settings, patient_id: str, slot_id: str, visit_id: str) -> Any | None:
     held_until = datetime.now(UTC) + timedelta(seconds=settings.registration_pay_window_s) + HOLD_GRACE
-    result = await session.execute(
+    documents = list(CONSENT_DOCUMENTS.values())
+    return await pg.fetchrow(
         _ATTEMPT,
-        {
-            "slot_id": slot_id,
-            "patient_id": patient_id,
-            "visit_id": visit_id,
-            "held_until": held_until,
-            "window_days": settings.no_show_window_days,
-            "no_show_limit": settings.no_show_limit,
-            "next_free_limit": NEXT_FREE_LIMIT,
-        },
+        slot_id,
+        patient_id,
+        visit_id,
+        held_until,
+        settings.no_show_window_days,
+        settings.no_show_limit,
+        NEXT_FREE_LIMIT,
+        [doc.id for doc in documents],
+        [doc.version for doc in documents],
     )
-    return result.mappings().first()
 
 
 def _slot(gate: Any, status: str) -> Slot:
@@ -134,25 +136,28 @@ def _rule_pending(gate: Any, settings: Settings) -> bool:
     return bool(gate["verified"]) and gate["blocked_until"] is None and gate["no_shows"] >= settings.no_show_limit
 
 
-async def hold_slot(session: AsyncSession, settings: Settings, patient_id: str, slot_id: str) -> Held:
+async def hold_slot(
+    pg: asyncpg.Pool,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    patient_id: str,
+    slot_id: str,
+) -> Held:
     """Hold the slot for this patient, or raise the problem that says why not."""
     visit_id = f"{slot_id}-{secrets.token_hex(4)}"
-    gate = await _attempt(session, settings, patient_id, slot_id, visit_id)
+    gate = await _attempt(pg, settings, patient_id, slot_id, visit_id)
     if gate is not None and _rule_pending(gate, settings):
         # Rare: the patient reached the no-show limit since their last booking. Record the block, then decide again
         # (a block whose time already ran out only records history, and the patient may book).
-        block = await enforce_no_show_rule(session, settings, patient_id)
+        async with sessions() as session:
+            block = await enforce_no_show_rule(session, settings, patient_id)
         if block is not None:
             raise blocked_problem(block.blocked_until)
-        gate = await _attempt(session, settings, patient_id, slot_id, visit_id)
+        gate = await _attempt(pg, settings, patient_id, slot_id, visit_id)
     if gate is None:
         raise Problem(404, "NOT_FOUND", "号源不存在", f"号源 {slot_id} 不存在")
     if gate["won"]:
-        await session.commit()
         return Held(slot=_slot(gate, "held"), visit_id=visit_id)
-    # Nothing was written: end the transaction now, so the connection goes back to the pool at once rather than
-    # after the answer has been stored under its Idempotency-Key and sent.
-    await session.rollback()
     _raise_refusal(gate, settings, patient_id)
     if gate["holder"] == patient_id and gate["holder_visit"] is not None:
         if gate["status"] == "booked" or (gate["status"] == "held" and gate["hold_live"]):
@@ -175,6 +180,8 @@ def _next_free(gate: Any) -> list[dict[str, str]]:
 
 def _raise_refusal(gate: Any, settings: Settings, patient_id: str) -> None:
     """Every reason to refuse that is about the patient or the slot itself, most actionable first."""
+    if gate["missing_consents"]:
+        raise consent_required([CONSENT_DOCUMENTS[document] for document in gate["missing_consents"]])
     if not gate["verified"]:
         raise Problem(403, "IDENTITY_NOT_VERIFIED", "未完成实名认证", "请先完成实名认证再预约挂号")
     if gate["blocked_until"] is not None:
@@ -233,16 +240,21 @@ def visit_input(settings: Settings, held: Held, patient_id: str) -> VisitInput:
 
 
 async def start_visit(client: Client, settings: Settings, held: Held, patient_id: str) -> VisitState:
-    """Update-with-Start: creates the Visit (or finds it) and answers with the bill to pay."""
-    start = WithStartWorkflowOperation(
-        VisitWorkflow.run,
-        visit_input(settings, held, patient_id),
-        id=visit_workflow_id(held.visit_id),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        task_queue=settings.task_queue,
-    )
-    return await workflow_call(
-        client.execute_update_with_start_workflow(
-            VisitWorkflow.book, BookingRequest(patient_id=patient_id), start_workflow_operation=start
+    """Start the Visit flow for a hold and answer at once: the hold already decided the booking.
+
+    The flow opens the registration bill right after; `GET /visits/{id}/payment` waits for its payment link. Waiting
+    for it here would make every winner of a release-time rush wait for the workers, which are busiest just then.
+    A retried start finds the running flow (the id comes from the hold), so nothing is started twice; if the start
+    never happens, the hold lapses on its own.
+    """
+    visit = visit_input(settings, held, patient_id)
+    await workflow_call(
+        client.start_workflow(
+            VisitWorkflow.run,
+            visit,
+            id=visit_workflow_id(held.visit_id),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            task_queue=settings.task_queue,
         )
     )
+    return booked_state(visit)

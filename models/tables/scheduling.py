@@ -54,7 +54,8 @@ class Slot(SQLModel, table=True):
     service_type: str = Field(default="text", max_length=16)
     disease_code: str = Field(foreign_key="diseases.code")
     status: str = Field(default="open", max_length=8)
-    visit_id: str | None = Field(default=None, max_length=80)
+    # Indexed: the hold is how a patient reaches their visit before its flow has recorded it.
+    visit_id: str | None = Field(default=None, max_length=80, index=True)
     patient_id: str | None = Field(default=None, max_length=40)
     held_until: datetime | None = Timestamp(nullable=True)
     is_extra: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})

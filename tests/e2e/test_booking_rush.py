@@ -88,16 +88,18 @@ async def test_500_patients_on_20_slots_make_exactly_20_bookings(make_stack, cli
         # Each slot is held for the one patient told 201, by that patient's visit, and has exactly that visit.
         for row in rows:
             assert (row.patient_id, row.visit_id) == (winners[row.id]["patient_id"], winners[row.id]["visit_id"])
-        per_slot = dict(
-            (
-                await session.execute(
-                    select(col(Visit.slot_id), func.count())
-                    .where(col(Visit.slot_id).in_(slots))
-                    .group_by(Visit.slot_id)
-                )
-            ).all()
-        )
-        assert per_slot == dict.fromkeys(slots, 1)
+    # The answers came before the flows recorded their visits; each records exactly one.
+    per_slot: dict[str, int] = {}
+    for _ in range(100):
+        async with stack.sessions() as session:
+            counted = await session.execute(
+                select(col(Visit.slot_id), func.count()).where(col(Visit.slot_id).in_(slots)).group_by(Visit.slot_id)
+            )
+            per_slot = {slot_id: count for slot_id, count in counted.all()}
+        if len(per_slot) == len(slots):
+            break
+        await asyncio.sleep(0.1)
+    assert per_slot == dict.fromkeys(slots, 1)
 
 
 async def test_a_keyed_rush_larger_than_the_pool_answers_everyone(make_stack, clinic) -> None:
@@ -205,3 +207,29 @@ async def test_a_reserved_extra_slot_is_booked_by_its_patient(make_stack, clinic
     # Pressing again without a key finds the patient's own booking rather than a conflict.
     again = await stack.http.post("/api/v1/bookings", json={"slot_id": slot_id}, headers=bearer(named))
     assert (again.status_code, again.json()["visit_id"]) == (201, booked.json()["visit_id"])
+
+
+async def test_the_winner_is_answered_at_once_and_gets_the_payment_link_when_the_bill_opens(make_stack, clinic) -> None:
+    stack = await make_stack()
+    (slot_id,) = await session_slots(stack, clinic, 1, days_ahead=26)
+    winner, other = await patients(stack, clinic[1], 2)
+    booked = await stack.http.post("/api/v1/bookings", json={"slot_id": slot_id}, headers=bearer(winner))
+    assert booked.status_code == 201, booked.text
+    visit = booked.json()
+    assert (visit["stage"], visit["bill_id"], visit["pay_url"]) == (
+        "awaiting_payment",
+        f"{visit['visit_id']}-reg",
+        None,
+    )
+
+    payment = await stack.http.get(f"/api/v1/visits/{visit['visit_id']}/payment", headers=bearer(winner))
+    assert payment.status_code == 200, payment.text
+    assert payment.json()["bill_id"] == visit["bill_id"]
+    assert payment.json()["pay_url"].endswith(visit["bill_id"])
+    assert datetime.fromisoformat(payment.json()["pay_deadline"]) > datetime.now(UTC)
+    # Asked again, the link comes from the flow's state without waiting.
+    again = await stack.http.get(f"/api/v1/visits/{visit['visit_id']}/payment", headers=bearer(winner))
+    assert again.json()["pay_url"] == payment.json()["pay_url"]
+    # Nobody else learns that the visit exists.
+    hidden = await stack.http.get(f"/api/v1/visits/{visit['visit_id']}/payment", headers=bearer(other))
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "NOT_FOUND")
