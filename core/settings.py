@@ -71,6 +71,27 @@ class Settings(BaseSettings):
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = 0.0
 
+    # --- WeChat Pay API v3 (QIHUANG_ADAPTER_PAYMENT=wechatpay) ------------------------------------------------------
+    # The merchant's API private key (PEM) and its certificate serial number sign our requests. WeChat Pay's public key
+    # (微信支付公钥, PEM) and its id `PUB_KEY_ID_…` verify its responses and callbacks; the APIv3 key (32 characters)
+    # decrypts callbacks. An empty refund notify URL leaves the one configured on the merchant platform in force.
+    wechatpay_mch_id: str = ""
+    wechatpay_appid: str = ""
+    wechatpay_merchant_serial_no: str = ""
+    wechatpay_private_key_path: str = ""
+    wechatpay_public_key_path: str = ""
+    wechatpay_public_key_id: str = ""
+    wechatpay_apiv3_key: str = ""
+    wechatpay_notify_url: str = ""
+    wechatpay_refund_notify_url: str = ""
+    wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
+    # jsapi: JSAPI prepay when the payer's openid is known, Native (QR code) otherwise; native: always Native.
+    wechatpay_pay_mode: str = Field(default="jsapi", pattern="^(jsapi|native)$")
+    # Responses and callbacks signed further than this from our clock are refused (replay protection).
+    wechatpay_replay_window_s: int = Field(default=300, gt=0)
+    wechatpay_timeout_s: float = Field(default=10.0, gt=0)
+    # --- end WeChat Pay ----------------------------------------------------------------------------------------------
+
     log_level: str = "INFO"
     api_base_url: str = "http://127.0.0.1:8000"
 

@@ -101,3 +101,23 @@ class RefundResult(BaseModel):
     amount_fen: Fen
     status: RefundStatus
     channel_refund_id: str | None = None
+
+
+class ChannelBillLineKind(StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+class ChannelBillLine(BaseModel):
+    """One line of a channel's daily statement (WeChat tradebill, Alipay 账务明细), normalised for reconciliation."""
+
+    kind: ChannelBillLineKind
+    out_trade_no: str
+    transaction_id: str
+    amount_fen: Fen
+    occurred_at: datetime
+    out_refund_no: str | None = None
+    refund_id: str | None = None
+    # The channel's own status word for the line (e.g. SUCCESS, REFUND, REVOKED), kept for status-mismatch reports.
+    status: str
+    fee_fen: Fen = 0
