@@ -71,6 +71,19 @@ class Settings(BaseSettings):
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = 0.0
 
+    # --- Trusted timestamps (RFC 3161) for signatures and the evidence ledger ------------------------------------------
+    adapter_tsa: str = "sandbox"
+    # rfc3161: the TSA's URL, the PEM file of the certificate(s) its tokens must chain to, and optional basic auth.
+    tsa_url: str = ""
+    tsa_trust_anchors_file: str = ""
+    tsa_hash_algorithm: str = Field(default="sm3", pattern="^(sm3|sha256)$")
+    tsa_username: str = ""
+    tsa_password: str = ""
+    tsa_timeout_s: float = Field(default=10.0, gt=0)
+    # sandbox: where its SM2 root and TSA keys are kept, so tokens issued before a restart still verify; empty keeps
+    # them in memory for the life of the process.
+    tsa_sandbox_key_dir: str = ""
+
     # --- WeChat Pay API v3 (QIHUANG_ADAPTER_PAYMENT=wechatpay) ------------------------------------------------------
     # The merchant's API private key (PEM) and its certificate serial number sign our requests. WeChat Pay's public key
     # (微信支付公钥, PEM) and its id `PUB_KEY_ID_…` verify its responses and callbacks; the APIv3 key (32 characters)

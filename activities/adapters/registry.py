@@ -18,6 +18,7 @@ from activities.adapters.notifier import Notifier
 from activities.adapters.payment import PaymentChannel
 from activities.adapters.pharmacy import Pharmacy
 from activities.adapters.realname import RealName
+from activities.adapters.tsa import TimestampAuthority
 from core.settings import Settings
 
 GROUP = "qihuang.adapters"
@@ -29,6 +30,7 @@ PROTOCOLS: dict[str, type] = {
     "courier": Courier,
     "notifier": Notifier,
     "realname": RealName,
+    "tsa": TimestampAuthority,
 }
 
 
@@ -72,6 +74,7 @@ class Adapters:
     courier: Courier
     notifier: Notifier
     realname: RealName
+    tsa: TimestampAuthority
 
 
 def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Adapters:
@@ -82,4 +85,5 @@ def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings
         courier=load_adapter("courier", settings.adapter_courier, sessions, settings),
         notifier=load_adapter("notifier", settings.adapter_notifier, sessions, settings),
         realname=load_adapter("realname", settings.adapter_realname, sessions, settings),
+        tsa=load_adapter("tsa", settings.adapter_tsa, sessions, settings),
     )

@@ -37,8 +37,8 @@ def test_load_adapters_follows_settings(sessions, settings) -> None:  # type: ig
 
 
 def test_unknown_name_lists_what_is_available(sessions, settings) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(AdapterNotFound, match=r"available: sandbox"):
-        load_adapter("payment", "wechatpay", sessions, settings)
+    with pytest.raises(AdapterNotFound, match=r"available: sandbox, wechatpay"):
+        load_adapter("payment", "unionpay", sessions, settings)
     with pytest.raises(AdapterNotFound, match="known: courier, his"):
         load_adapter("fax", "sandbox", sessions, settings)
     with pytest.raises(AdapterNotFound):
