@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,13 @@ class Settings(BaseSettings):
     # Sandbox behaviour: added latency and the share of calls that fail with a retryable error.
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = 0.0
+
+    # --- The hospital's EMR, a source of offline diagnoses for the revisit check (8.1.2) --------------------------------
+    adapter_emr: str = "sandbox"
+    # fhir: the FhirConfig of activities/adapters/emr/fhir.py as JSON (base_url, hospital_identifier_system, …).
+    emr_fhir: dict[str, Any] = {}
+    # Where the revisit check looks for the offline diagnosis: the HIS, the EMR, or both (evidence merged).
+    revisit_sources: str = Field(default="his", pattern="^(his|emr|both)$")
 
     # --- Trusted timestamps (RFC 3161) for signatures and the evidence ledger ------------------------------------------
     adapter_tsa: str = "sandbox"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
+
+# The hospital's clock. China keeps no daylight saving, so a fixed offset is exact, and workflows may use it without
+# a tz database.
+HOSPITAL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 # Money is integer fen (分), never float.
 Fen = Annotated[int, Field(ge=0, description="amount in fen (分), CNY")]

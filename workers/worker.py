@@ -72,7 +72,7 @@ def build_activities(
     visits = VisitActivities(sessions, cipher, adapters.his)
     prescriptions = PrescriptionActivities(sessions, cipher, adapters.pharmacy, default_engine())
     fulfilment = FulfilmentActivities(sessions, cipher, adapters.pharmacy, adapters.courier)
-    revisit = RevisitActivities(sessions, cipher, adapters.his)
+    revisit = RevisitActivities(sessions, cipher, adapters.his, adapters.emr, settings.revisit_sources)
     identity = IdentityActivities(sessions, cipher, adapters.realname)
     notices = NoticeActivities(sessions, cipher, adapters.notifier)
     schedule_changes = ScheduleChangeActivities(sessions)

@@ -7,7 +7,7 @@ activities on the integration queue, named after the workflow's own queue so tes
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -15,6 +15,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities
+    from models.common import HOSPITAL_TZ
     from models.notify import Notice
 
 DB_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
@@ -66,10 +67,6 @@ class Notices:
     async def flush(self) -> None:
         while self._pending:
             await self._pending.pop(0)
-
-
-# Notices show hospital time. China keeps no daylight saving, so a fixed offset is exact (and needs no tz database).
-HOSPITAL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 def local(moment: datetime, pattern: str = "%m-%d %H:%M") -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.adapters.courier import Courier
+from activities.adapters.emr import Emr
 from activities.adapters.his import His
 from activities.adapters.notifier import Notifier
 from activities.adapters.payment import PaymentChannel
@@ -31,6 +32,7 @@ PROTOCOLS: dict[str, type] = {
     "notifier": Notifier,
     "realname": RealName,
     "tsa": TimestampAuthority,
+    "emr": Emr,
 }
 
 
@@ -75,6 +77,7 @@ class Adapters:
     notifier: Notifier
     realname: RealName
     tsa: TimestampAuthority
+    emr: Emr
 
 
 def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Adapters:
@@ -86,4 +89,5 @@ def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings
         notifier=load_adapter("notifier", settings.adapter_notifier, sessions, settings),
         realname=load_adapter("realname", settings.adapter_realname, sessions, settings),
         tsa=load_adapter("tsa", settings.adapter_tsa, sessions, settings),
+        emr=load_adapter("emr", settings.adapter_emr, sessions, settings),
     )
