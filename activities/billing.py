@@ -65,7 +65,11 @@ class BillingActivities:
 
     @activity.defn
     async def query_channel_refund(self, refund_id: str) -> ChannelRefund:
-        return await self._payment.query_refund(out_refund_no=refund_id)
+        async with self._sessions() as session:
+            refund = await session.get(Refund, refund_id)
+        if refund is None:
+            raise business_error("REFUND_NOT_FOUND", "退款记录不存在")
+        return await self._payment.query_refund(out_trade_no=refund.bill_id, out_refund_no=refund_id)
 
     # --- records (local activities) ---
 

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # Where the revisit check looks for the offline diagnosis: the HIS, the EMR, or both (evidence merged).
     revisit_sources: str = Field(default="his", pattern="^(his|emr|both)$")
 
+    # --- 医保: the national medical insurance platform (国家医疗保障信息平台) ---------------------------------------------
+    adapter_insurance: str = "sandbox"
+    # nhsa: the NhsaConfig of activities/adapters/insurance/nhsa.py as JSON (base_url, fixmedins_code, paasid, …).
+    insurance_nhsa: dict[str, Any] = {}
+
     # --- Trusted timestamps (RFC 3161) for signatures and the evidence ledger ------------------------------------------
     adapter_tsa: str = "sandbox"
     # rfc3161: the TSA's URL, the PEM file of the certificate(s) its tokens must chain to, and optional basic auth.
@@ -112,6 +117,23 @@ class Settings(BaseSettings):
     wechatpay_replay_window_s: int = Field(default=300, gt=0)
     wechatpay_timeout_s: float = Field(default=10.0, gt=0)
     # --- end WeChat Pay ----------------------------------------------------------------------------------------------
+
+    # --- Alipay, classic OpenAPI gateway, public-key mode, RSA2 (QIHUANG_ADAPTER_PAYMENT=alipay) ---------------------
+    # The app's RSA private key (PEM, or the bare base64 Alipay's key tool saves) signs our requests; Alipay's public
+    # key (支付宝公钥, not the app's) verifies its answers and notifies. Notifies must name this app_id and seller_id
+    # (the merchant's 2088… PID). pay_product: precreate (当面付 QR code) or wap (手机网站支付 page URL).
+    alipay_app_id: str = ""
+    alipay_app_private_key_path: str = ""
+    alipay_public_key_path: str = ""
+    alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
+    alipay_notify_url: str = ""
+    alipay_return_url: str = ""
+    alipay_seller_id: str = ""
+    alipay_pay_product: str = Field(default="precreate", pattern="^(precreate|wap)$")
+    # Notifies whose notify_time is further than this from our clock are refused (replay protection).
+    alipay_notify_window_s: int = Field(default=900, gt=0)
+    alipay_timeout_s: float = Field(default=10.0, gt=0)
+    # --- end Alipay -------------------------------------------------------------------------------------------------
 
     log_level: str = "INFO"
     api_base_url: str = "http://127.0.0.1:8000"

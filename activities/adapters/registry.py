@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from activities.adapters.courier import Courier
 from activities.adapters.emr import Emr
 from activities.adapters.his import His
+from activities.adapters.insurance import MedicalInsurance
 from activities.adapters.notifier import Notifier
 from activities.adapters.payment import PaymentChannel
 from activities.adapters.pharmacy import Pharmacy
@@ -33,6 +34,7 @@ PROTOCOLS: dict[str, type] = {
     "realname": RealName,
     "tsa": TimestampAuthority,
     "emr": Emr,
+    "insurance": MedicalInsurance,
 }
 
 
@@ -78,6 +80,7 @@ class Adapters:
     realname: RealName
     tsa: TimestampAuthority
     emr: Emr
+    insurance: MedicalInsurance
 
 
 def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Adapters:
@@ -90,4 +93,5 @@ def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings
         realname=load_adapter("realname", settings.adapter_realname, sessions, settings),
         tsa=load_adapter("tsa", settings.adapter_tsa, sessions, settings),
         emr=load_adapter("emr", settings.adapter_emr, sessions, settings),
+        insurance=load_adapter("insurance", settings.adapter_insurance, sessions, settings),
     )

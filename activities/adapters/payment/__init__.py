@@ -27,7 +27,9 @@ class PaymentChannel(Protocol):
         self, *, idempotency_key: str, out_trade_no: str, out_refund_no: str, amount_fen: int, reason: str
     ) -> ChannelRefund: ...
 
-    async def query_refund(self, *, out_refund_no: str) -> ChannelRefund: ...
+    async def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> ChannelRefund:
+        """The refund `out_refund_no` of order `out_trade_no` (some channels look refunds up only by their order)."""
+        ...
 
     def parse_payment_notice(self, headers: Mapping[str, str], body: bytes) -> PaymentNotice:
         """Verify and decode the channel's payment callback; raise `InvalidCallback` if it does not verify."""

@@ -166,7 +166,7 @@ class PaymentChannelContract:
         assert rest.status in (RefundStatus.PROCESSING, RefundStatus.SUCCEEDED)
         with pytest.raises(AdapterRefusal):
             await refund("d", 1)
-        queried = await adapter.query_refund(out_refund_no=f"rf-{tag}-a")
+        queried = await adapter.query_refund(out_trade_no=out_trade_no, out_refund_no=f"rf-{tag}-a")
         assert (queried.out_trade_no, queried.amount_fen) == (out_trade_no, 6_000)
 
     async def test_refund_of_unpaid_order_is_refused(self, adapter: PaymentChannel) -> None:

@@ -132,7 +132,7 @@ class SandboxPayment:
         await self._recorder.once(SYSTEM, "refund", idempotency_key, request, perform)
         return await self._refund(out_refund_no)
 
-    async def query_refund(self, *, out_refund_no: str) -> ChannelRefund:
+    async def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> ChannelRefund:
         await self._recorder.gate(SYSTEM, "query_refund", out_refund_no)
         return await self._refund(out_refund_no)
 

@@ -215,7 +215,8 @@ class WechatPayChannel:
             body["notify_url"] = self._settings.wechatpay_refund_notify_url
         return _refund_from_answer(await self._call("POST", "/v3/refund/domestic/refunds", body))
 
-    async def query_refund(self, *, out_refund_no: str) -> ChannelRefund:
+    async def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> ChannelRefund:
+        # WeChat Pay finds a refund by its own number alone.
         return _refund_from_answer(await self._call("GET", f"/v3/refund/domestic/refunds/{_segment(out_refund_no)}"))
 
     def parse_payment_notice(self, headers: Mapping[str, str], body: bytes) -> PaymentNotice:

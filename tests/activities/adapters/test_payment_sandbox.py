@@ -157,7 +157,7 @@ async def test_unknown_orders_and_refunds_are_refused(adapter: SandboxPayment) -
     with pytest.raises(AdapterRefusal):
         await adapter.query_order(out_trade_no="nope-" + uuid.uuid4().hex)
     with pytest.raises(AdapterRefusal):
-        await adapter.query_refund(out_refund_no="nope-" + uuid.uuid4().hex)
+        await adapter.query_refund(out_trade_no="nope-" + uuid.uuid4().hex, out_refund_no="nope-" + uuid.uuid4().hex)
     with pytest.raises(AdapterRefusal):
         await adapter.simulate_payment("nope-" + uuid.uuid4().hex)
 

@@ -275,7 +275,7 @@ async def test_unknown_order_and_refund_are_refused(adapter: WechatPayChannel) -
         await adapter.query_order(out_trade_no=_number())
     assert order.value.code == "ORDER_NOT_EXIST"
     with pytest.raises(AdapterRefusal):
-        await adapter.query_refund(out_refund_no=_number("rf"))
+        await adapter.query_refund(out_trade_no=_number(), out_refund_no=_number("rf"))
 
 
 # --- request and response signatures ---------------------------------------------------------------------------------
@@ -412,7 +412,9 @@ async def test_refund_notice_is_verified_and_decoded(adapter: WechatPayChannel, 
     assert (notice.out_refund_no, notice.out_trade_no, notice.amount_fen) == (refund.out_refund_no, out_trade_no, 2_501)
     assert notice.status == RefundStatus.SUCCEEDED and notice.refund_id == refund.refund_id
     assert notice.succeeded_at is not None
-    assert (await adapter.query_refund(out_refund_no=refund.out_refund_no)).status == RefundStatus.SUCCEEDED
+    assert (
+        await adapter.query_refund(out_trade_no=out_trade_no, out_refund_no=refund.out_refund_no)
+    ).status == RefundStatus.SUCCEEDED
     with pytest.raises(InvalidCallback, match="TRANSACTION"):
         adapter.parse_payment_notice(headers, body)
     with pytest.raises(InvalidCallback):
@@ -476,7 +478,7 @@ async def test_refund_that_timed_out_is_performed_once_on_retry(
     with pytest.raises(AdapterError, match="Timeout"):
         await _refund(adapter, out_trade_no, 600, out_refund_no=number)
     retried = await _refund(adapter, out_trade_no, 600, out_refund_no=number)
-    assert retried.refund_id == (await adapter.query_refund(out_refund_no=number)).refund_id
+    assert retried.refund_id == (await adapter.query_refund(out_trade_no=out_trade_no, out_refund_no=number)).refund_id
     with pytest.raises(AdapterRefusal) as refused:
         await _refund(adapter, out_trade_no, 401)
     assert refused.value.code == "REFUND_EXCEEDS_PAID"
