@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -15,8 +14,9 @@ from temporalio import activity
 from activities.adapters.pharmacy import Pharmacy
 from activities.errors import business_error
 from activities.rules.engine import RuleEngine
+from activities.signatures import Signatures
 from activities.visits import load_identity
-from core.crypto.sm import FieldCipher, sm3_hex
+from core.crypto.sm import FieldCipher
 from models import idcard
 from models.prescription import (
     CheckRequest,
@@ -31,15 +31,11 @@ from models.prescription import (
     PricedPrescription,
     RxCheckRequest,
     Severity,
-    SignatureRecord,
     SignRequest,
     verdict_for,
 )
+from models.signature import SignatureRecord
 from models.tables import Herb, Prescription
-
-
-def canonical_json(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 class PrescriptionActivities:
@@ -49,11 +45,13 @@ class PrescriptionActivities:
         cipher: FieldCipher,
         pharmacy: Pharmacy,
         engine: RuleEngine,
+        signatures: Signatures,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
         self._pharmacy = pharmacy
         self._engine = engine
+        self._signatures = signatures
 
     @activity.defn
     async def check_prescription(self, request: RxCheckRequest) -> CheckResult:
@@ -105,15 +103,10 @@ class PrescriptionActivities:
 
     @activity.defn
     async def sign_prescription(self, request: SignRequest) -> SignatureRecord:
-        """SM3 digest of the canonical prescription as it stands, bound to the signer and the time of signing."""
+        """The signer's SM2 signature over the SM3 digest of the canonical prescription as it stands (with the signer,
+        the reason and the time of signing), timestamped by the TSA."""
         signed_at = datetime.now(UTC)
-        payload = {**request.model_dump(mode="json"), "signed_at": signed_at.isoformat()}
-        return SignatureRecord(
-            signer_id=request.signer_id,
-            digest=sm3_hex(canonical_json(payload)),
-            signed_at=signed_at,
-            reason=request.reason,
-        )
+        return await self._signatures.sign(request.signer_id, request.digest(signed_at), signed_at, request.reason)
 
     @activity.defn
     async def record_prescription(

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _DEV_PII_KEY = "00112233445566778899aabbccddeeff"
 _DEV_INDEX_KEY = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 _DEV_NOTIFY_SECRET = "sandbox-notify-secret"
+_DEV_SIGNING_SECRET = "sandbox-signing-secret"
 
 
 class Settings(BaseSettings):
@@ -84,6 +85,11 @@ class Settings(BaseSettings):
     # nhsa: the NhsaConfig of activities/adapters/insurance/nhsa.py as JSON (base_url, fixmedins_code, paasid, …).
     insurance_nhsa: dict[str, Any] = {}
 
+    # --- Electronic signatures of doctors and pharmacists (SM2) ---------------------------------------------------------
+    adapter_signer: str = "sandbox"
+    # sandbox: the secret each person's sandbox key is derived from.
+    sandbox_signing_secret: str = _DEV_SIGNING_SECRET
+
     # --- Trusted timestamps (RFC 3161) for signatures and the evidence ledger ------------------------------------------
     adapter_tsa: str = "sandbox"
     # rfc3161: the TSA's URL, the PEM file of the certificate(s) its tokens must chain to, and optional basic auth.
@@ -150,6 +156,7 @@ class Settings(BaseSettings):
             "QIHUANG_PII_KEY": (self.pii_key, _DEV_PII_KEY),
             "QIHUANG_BLIND_INDEX_KEY": (self.blind_index_key, _DEV_INDEX_KEY),
             "QIHUANG_SANDBOX_NOTIFY_SECRET": (self.sandbox_notify_secret, _DEV_NOTIFY_SECRET),
+            "QIHUANG_SANDBOX_SIGNING_SECRET": (self.sandbox_signing_secret, _DEV_SIGNING_SECRET),
         }
         unset = [name for name, (value, dev) in dev_values.items() if value == dev]
         if unset:

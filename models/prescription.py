@@ -7,7 +7,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from core.crypto.sm import sm3_hex
 from models.common import Fen
+from models.signature import SignatureRecord, canonical_json
 
 
 class Severity(StrEnum):
@@ -172,12 +174,9 @@ class SignRequest(BaseModel):
     signer_id: str
     reason: str | None = None
 
-
-class SignatureRecord(BaseModel):
-    signer_id: str
-    digest: str
-    signed_at: datetime
-    reason: str | None = None
+    def digest(self, signed_at: datetime) -> str:
+        """What the signer signs: the SM3 digest of this request and the moment of signing, as canonical JSON."""
+        return sm3_hex(canonical_json({**self.model_dump(mode="json"), "signed_at": signed_at.isoformat()}))
 
 
 class PrescriptionState(BaseModel):

@@ -234,6 +234,14 @@ class Journey:
         if state["stage"] != "awaiting_confirmation":
             raise JourneyError(f"review: {state['stage']}")
         self.log(self.pharmacist, "药师审方通过", f"签名摘要 {state['pharmacist_signature']['digest'][:16]}…")
+        checks = await self.call("GET", f"/prescriptions/{prescription_id}/signatures", self.patient)
+        if not checks or not all(check["valid"] for check in checks):
+            raise JourneyError(f"signatures do not verify: {checks}")
+        self.log(
+            self.patient,
+            "验证处方电子签名",
+            f"{len(checks)} 个 SM2 签名有效，可信时间戳 {checks[-1]['tsa']} {checks[-1]['timestamped_at']}",
+        )
 
     async def confirm_and_pay(self, prescription_id: str, identity: dict[str, str]) -> None:
         state = await self.call(

@@ -26,6 +26,7 @@ from activities.prescriptions import PrescriptionActivities
 from activities.revisit import RevisitActivities
 from activities.rules.engine import default_engine
 from activities.schedule_changes import ScheduleChangeActivities
+from activities.signatures import Signatures
 from activities.visits import VisitActivities
 from core.crypto.sm import FieldCipher
 from core.db import make_engine, make_sessionmaker
@@ -70,7 +71,8 @@ def build_activities(
     cipher = FieldCipher(settings.pii_key, settings.blind_index_key)
     billing = BillingActivities(sessions, adapters.payment)
     visits = VisitActivities(sessions, cipher, adapters.his)
-    prescriptions = PrescriptionActivities(sessions, cipher, adapters.pharmacy, default_engine())
+    signatures = Signatures(adapters.signer, adapters.tsa)
+    prescriptions = PrescriptionActivities(sessions, cipher, adapters.pharmacy, default_engine(), signatures)
     fulfilment = FulfilmentActivities(sessions, cipher, adapters.pharmacy, adapters.courier)
     revisit = RevisitActivities(sessions, cipher, adapters.his, adapters.emr, settings.revisit_sources)
     identity = IdentityActivities(sessions, cipher, adapters.realname)
@@ -107,6 +109,8 @@ def build_activities(
             visits.register_with_his,
             visits.cancel_his_registration,
             prescriptions.check_prescription,
+            # Also a local activity: flows started before signatures were SM2-signed and timestamped run it there.
+            prescriptions.sign_prescription,
             fulfilment.submit_to_pharmacy,
             fulfilment.cancel_pharmacy_order,
             fulfilment.book_courier,

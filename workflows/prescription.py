@@ -32,16 +32,19 @@ with workflow.unsafe.imports_passed_through():
         RevisePrescription,
         RxCheckRequest,
         RxStage,
-        SignatureRecord,
         SignPrescription,
         SignRequest,
         Verdict,
     )
+    from models.signature import SignatureRecord
 
 from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
 from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
 from workflows.refund import RefundWorkflow, refund_workflow_id
 from workflows.steps import Notices, call, db
+
+# Signatures became SM2-signed and timestamped through outside systems; earlier flows signed with a local activity.
+SM2_SIGNATURES = "sm2-signatures"
 
 
 def prescription_workflow_id(prescription_id: str) -> str:
@@ -198,7 +201,12 @@ class PrescriptionWorkflow:
             signer_id=signer_id,
             reason=reason,
         )
-        signature: SignatureRecord = await db(PrescriptionActivities.sign_prescription, request)
+        signature: SignatureRecord
+        if workflow.patched(SM2_SIGNATURES):
+            # The signer and the TSA are outside systems: an activity on the integration queue.
+            signature = await call(PrescriptionActivities.sign_prescription, request)
+        else:
+            signature = await db(PrescriptionActivities.sign_prescription, request)
         return signature
 
     # --- human steps ---

@@ -20,6 +20,7 @@ from activities.adapters.notifier import Notifier
 from activities.adapters.payment import PaymentChannel
 from activities.adapters.pharmacy import Pharmacy
 from activities.adapters.realname import RealName
+from activities.adapters.signer import Signer
 from activities.adapters.tsa import TimestampAuthority
 from core.settings import Settings
 
@@ -35,6 +36,7 @@ PROTOCOLS: dict[str, type] = {
     "tsa": TimestampAuthority,
     "emr": Emr,
     "insurance": MedicalInsurance,
+    "signer": Signer,
 }
 
 
@@ -81,6 +83,7 @@ class Adapters:
     tsa: TimestampAuthority
     emr: Emr
     insurance: MedicalInsurance
+    signer: Signer
 
 
 def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Adapters:
@@ -94,4 +97,5 @@ def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings
         tsa=load_adapter("tsa", settings.adapter_tsa, sessions, settings),
         emr=load_adapter("emr", settings.adapter_emr, sessions, settings),
         insurance=load_adapter("insurance", settings.adapter_insurance, sessions, settings),
+        signer=load_adapter("signer", settings.adapter_signer, sessions, settings),
     )

@@ -12,10 +12,11 @@ from sqlmodel import col
 
 from activities.rules.engine import RuleEngine, default_engine
 from api.auth import ActorDep, DoctorDep, PatientDep, PharmacistDep
-from api.deps import CipherDep, SessionDep, TemporalDep
+from api.deps import CipherDep, ContextDep, SessionDep, TemporalDep
 from api.errors import Problem, problem_responses
 from api.services.access import visible_prescription
 from api.services.audit import audit
+from api.services.prescription_signatures import SignatureCheck, check_signatures
 from api.services.temporal_calls import workflow_call
 from models.common import Role
 from models.fulfilment import DispenseCheck, FulfilmentState, SignOff, SignOffResult, UnlockSignOff
@@ -259,6 +260,21 @@ async def dispense(
         ),
         missing="处方尚未进入调剂",
     )
+
+
+@router.get(
+    "/{prescription_id}/signatures",
+    response_model=list[SignatureCheck],
+    responses=problem_responses(401, 404),
+    summary="处方签名验证",
+)
+async def prescription_signatures(
+    prescription_id: str, actor: ActorDep, session: SessionDep, ctx: ContextDep
+) -> list[SignatureCheck]:
+    """Each signature of the prescription as it stands (the doctor's, a second one with its reason, the pharmacist's),
+    checked now: the SM2 signature over the stored prescription and the TSA's timestamp over the signature."""
+    row = await visible_prescription(session, actor, prescription_id)
+    return check_signatures(row, ctx.adapters.tsa.trust_anchors)
 
 
 @router.get(

@@ -188,6 +188,13 @@ class Sm2PrivateKey:
         """The 32-byte big-endian scalar d, 1 ≤ d ≤ n−2."""
         return cls(_active.get().private_from_bytes(d))
 
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Sm2PrivateKey:
+        """A key derived from secret seed material (e.g. an HMAC of a master secret): the same seed, the same key.
+        The seed should carry at least 256 bits of entropy; it is reduced into 1 ≤ d ≤ n−2."""
+        d = int.from_bytes(seed, "big") % (_sm2_curve.N - 2) + 1
+        return cls.from_bytes(d.to_bytes(_sm2_curve.SIZE, "big"))
+
     def to_pem(self, password: bytes | None = None) -> bytes:
         """PKCS#8 PEM; with a password, PBES2/AES-256-CBC encrypted (OpenSSL backend only: NotImplementedError)."""
         return self._impl.to_pem(password)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from models.tables import Notification, SandboxCall, SandboxPayOrder
+from models.tables import Notification, Prescription, SandboxCall, SandboxPayOrder
 from workers.journey import Journey
 from workers.seed import DEMO_HIS_DIAGNOSES, DEMO_IDENTITIES
 
@@ -40,6 +40,16 @@ async def test_full_journey_from_real_name_to_pickup_code_sign_off(make_stack) -
     assert charges == [1, 1]
     assert shipments == 1
     assert pickup_notices == 1
+
+    # The doctor's and the pharmacist's signatures verified during the journey; a prescription altered afterwards
+    # in the database no longer matches them.
+    async with stack.sessions() as session, session.begin():
+        row = await session.get(Prescription, rx_id)
+        # The doctor's, the doctor's second one with the reason for the dose above the maximum, the pharmacist's.
+        assert row is not None and len(row.signatures) == 3
+        row.draft = {**row.draft, "doses": row.draft["doses"] + 1}
+    checks = await journey.call("GET", f"/prescriptions/{rx_id}/signatures", journey.patient)
+    assert [(check["valid"], check["problem"]) for check in checks] == [(False, "处方内容与签名时不一致")] * 3
 
 
 async def test_unpaid_registration_auto_closes_and_frees_the_slot(make_stack) -> None:

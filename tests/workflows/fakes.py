@@ -38,12 +38,12 @@ from models.prescription import (
     PricedLine,
     PricedPrescription,
     RxCheckRequest,
-    SignatureRecord,
     SignRequest,
     Verdict,
 )
 from models.revisit import OfflineDiagnosis, RevisitDecision, RevisitEvidenceQuery
 from models.schedule_change import AffectedVisit, ScheduleChangeInput
+from models.signature import SignatureRecord
 from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState, WriteRecord
 from workers.worker import ActivitySets
 
@@ -283,6 +283,6 @@ class FakeWorld:
             self.register_with_his, self.cancel_his_registration, self.create_channel_order, self.close_channel_order,
             self.request_channel_refund, self.query_channel_refund, self.send_notice, self.check_prescription,
             self.submit_to_pharmacy, self.cancel_pharmacy_order, self.book_courier, self.track_shipment,
-            self.find_revisit_evidence, self.verify_identity,
+            self.find_revisit_evidence, self.verify_identity, self.sign_prescription,
         ]  # fmt: skip
         return ActivitySets(local=local, integration=integration)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import secrets
 import threading
@@ -341,6 +342,13 @@ class TimestampIssuer:
         return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
 
 
+@functools.cache
+def _issuer(key_dir: str) -> TimestampIssuer:
+    """One issuer per key directory in a process, so the worker's and the API's adapters in one process agree even
+    when the keys live only in memory (an empty `key_dir`)."""
+    return TimestampIssuer(key_dir=Path(key_dir) if key_dir else None)
+
+
 class SandboxTsa:
     """The sandbox issuer as a TimestampAuthority: in-process, through the same request, response and verify path
     the real RFC 3161 client takes. `sessions` and `settings` are taken only for the registry's uniform constructor."""
@@ -353,8 +361,7 @@ class SandboxTsa:
         settings: Settings,
         issuer: TimestampIssuer | None = None,
     ) -> None:
-        key_dir = Path(settings.tsa_sandbox_key_dir) if settings.tsa_sandbox_key_dir else None
-        self.issuer = issuer or TimestampIssuer(key_dir=key_dir)
+        self.issuer = issuer or _issuer(settings.tsa_sandbox_key_dir)
         self.hash_algorithm = "sm3" if self.issuer.algorithm == "sm2" else "sha256"
         self.trust_anchors = self.issuer.trust_anchors
 

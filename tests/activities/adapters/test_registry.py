@@ -39,7 +39,7 @@ def test_load_adapters_follows_settings(sessions, settings) -> None:  # type: ig
 def test_unknown_name_lists_what_is_available(sessions, settings) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(AdapterNotFound, match=r"available: alipay, sandbox, wechatpay"):
         load_adapter("payment", "unionpay", sessions, settings)
-    with pytest.raises(AdapterNotFound, match="known: courier, emr, his"):
+    with pytest.raises(AdapterNotFound, match="known: courier, emr, his, insurance"):
         load_adapter("fax", "sandbox", sessions, settings)
     with pytest.raises(AdapterNotFound):
         load_adapters(sessions, settings.model_copy(update={"adapter_courier": "sf-express"}))

@@ -182,6 +182,8 @@ async def test_app_wants_a_timestamp_query(ecdsa_issuer: TimestampIssuer) -> Non
 
 async def test_sandbox_tsa_in_process(settings: Settings) -> None:
     tsa = SandboxTsa(SESSIONS, settings)
+    assert tsa.issuer is SandboxTsa(SESSIONS, settings).issuer  # one issuer per process: adapters agree
+    tsa = SandboxTsa(SESSIONS, settings, issuer=TimestampIssuer())  # its own, since this test makes it refuse
     assert isinstance(tsa, TimestampAuthority)
     assert tsa.name == "sandbox" and tsa.hash_algorithm == "sm3"
     token = await stamp(tsa)
