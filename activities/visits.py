@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +14,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.adapters.his import His, HisRegistration, PatientIdentity
 from activities.errors import business_error, refusals_are_final
-from core.crypto.sm import FieldCipher, sm3_hex
-from models.tables import Doctor, MedicalRecord, NoShow, Patient, Slot, Visit
-from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState, WriteRecord
+from core.crypto.sm import FieldCipher
+from models.tables import Doctor, NoShow, Patient, Slot, Visit
+from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState
 
 # A slot given back returns to stock, unless its session was cancelled (停诊): then it stays closed.
 _RELEASE = text(
@@ -195,20 +194,6 @@ class VisitActivities:
         await self._his.cancel_registration(
             idempotency_key=f"{visit_id}:his-cancel:{his_registration_no}", his_registration_no=his_registration_no
         )
-
-    @activity.defn
-    async def save_medical_record(self, visit: VisitInput, write: WriteRecord) -> str:
-        """Store the structured record with the SM3 digest of its canonical JSON; returns the digest."""
-        content = write.record.model_dump()
-        digest = sm3_hex(json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode())
-        values = {"content": content, "digest": digest, "written_at": datetime.now(UTC)}
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                insert(MedicalRecord)
-                .values(visit_id=visit.visit_id, patient_id=visit.patient_id, doctor_id=write.doctor_id, **values)
-                .on_conflict_do_update(index_elements=["visit_id"], set_=values)
-            )
-        return digest
 
 
 def _rebook_refusal(move: SlotMoveRequest, target: Any) -> ApplicationError:

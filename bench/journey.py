@@ -78,6 +78,7 @@ from models.prescription import (
     SignPrescription,
     Verdict,
 )
+from models.record import SignRecord
 from models.revisit import RevisitCheckInput, RevisitStatus
 from models.tables import Department, Disease, Doctor, Fulfilment, Patient, Prescription, Slot, User, Visit
 from models.visit import (
@@ -397,6 +398,9 @@ class Journey:
             )
             rx = client.get_workflow_handle(prescription_workflow_id(rx_id), result_type=PrescriptionState)
             self.workflow_ids.append(rx.id)
+
+        async with self.step("sign_record"):
+            await visit.execute_update(VisitWorkflow.sign_record, SignRecord(doctor_id=cast.doctor_id))
 
         async with self.step("finish"):
             finished = await visit.execute_update(VisitWorkflow.finish, FinishVisit(doctor_id=cast.doctor_id))

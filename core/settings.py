@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     alipay_timeout_s: float = Field(default=10.0, gt=0)
     # --- end Alipay -------------------------------------------------------------------------------------------------
 
+    # How documents the hospital issues (medical records, invoices) name it.
+    hospital_name: str = "岐黄中医互联网医院"
     log_level: str = "INFO"
     api_base_url: str = "http://127.0.0.1:8000"
 

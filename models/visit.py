@@ -84,6 +84,7 @@ class VisitState(BaseModel):
     checked_in_at: datetime | None = None
     leave_offer: LeaveOffer | None = None
     record_written: bool = False
+    record_signed: bool = False
     prescription_ids: list[str] = []
 
 
@@ -132,6 +133,12 @@ class AbortVisit(BaseModel):
     advice: str = Field(default="", max_length=2000)
 
 
+# GB/T 15657-2021 codes: letters and digits in dot-separated groups, e.g. "A04.03.07" (病名) or "B02.01.03.01" (证候).
+GBT15657_CODE = r"^[A-Z]{1,2}\d{2}(\.\d{2}){0,4}$"
+# ICD-10 (GB/T 14396 / 国家临床版 2.0): a letter, two digits, optionally a dot and up to four more characters.
+ICD10_CODE = r"^[A-Z]\d{2}(\.[0-9A-Z]{1,4})?(x\d{3})?$"
+
+
 class TcmRecord(BaseModel):
     """The TCM medical record (中医病历), structured after 《中医病历书写基本规范》."""
 
@@ -139,11 +146,15 @@ class TcmRecord(BaseModel):
     present_illness: str = Field(min_length=1, max_length=4000, description="现病史")
     past_history: str = Field(default="", max_length=4000, description="既往史")
     allergy_history: str = Field(default="", max_length=1000, description="过敏史")
+    physical_exam: str = Field(default="", max_length=2000, description="体格检查（望闻问切所见及其他体征）")
     tongue: str = Field(min_length=1, max_length=500, description="舌象")
     pulse: str = Field(min_length=1, max_length=500, description="脉象")
     tcm_disease: str = Field(min_length=1, max_length=200, description="中医诊断·病名")
+    tcm_disease_code: str | None = Field(default=None, pattern=GBT15657_CODE, description="病名编码（GB/T 15657）")
     tcm_syndrome: str = Field(min_length=1, max_length=200, description="中医诊断·证候")
-    western_diagnosis: str = Field(default="", max_length=200, description="西医诊断 (ICD-10)")
+    tcm_syndrome_code: str | None = Field(default=None, pattern=GBT15657_CODE, description="证候编码（GB/T 15657）")
+    western_diagnosis: str = Field(default="", max_length=200, description="西医诊断")
+    western_diagnosis_code: str | None = Field(default=None, pattern=ICD10_CODE, description="西医诊断编码（ICD-10）")
     treatment_principle: str = Field(min_length=1, max_length=500, description="治法")
     orders: str = Field(default="", max_length=2000, description="医嘱")
 

@@ -220,6 +220,11 @@ class Journey:
         self.log(
             self.doctor, "医生签名" + ("（超量双签）" if reason else ""), f"{len(signed['doctor_signatures'])} 个签名"
         )
+        await self.call("POST", f"/visits/{visit_id}/record/sign", self.doctor)
+        record = await self.call("GET", f"/visits/{visit_id}/record", self.patient)
+        if not (record["signature_state"] or {}).get("valid"):
+            raise JourneyError(f"the signed record does not verify: {record['signature_state']}")
+        self.log(self.doctor, "签署病历", "SM2 电子签名 + 可信时间戳，病历锁定；患者查看时验证通过")
         await self.call("POST", f"/visits/{visit_id}/finish", self.doctor)
         self.log(self.doctor, "结束复诊", visit_id)
         return prescription_id

@@ -23,6 +23,7 @@ from activities.fulfilment import FulfilmentActivities
 from activities.identity import IdentityActivities
 from activities.notices import NoticeActivities
 from activities.prescriptions import PrescriptionActivities
+from activities.records import RecordActivities
 from activities.revisit import RevisitActivities
 from activities.rules.engine import default_engine
 from activities.schedule_changes import ScheduleChangeActivities
@@ -73,6 +74,7 @@ def build_activities(
     visits = VisitActivities(sessions, cipher, adapters.his)
     signatures = Signatures(adapters.signer, adapters.tsa)
     prescriptions = PrescriptionActivities(sessions, cipher, adapters.pharmacy, default_engine(), signatures)
+    records = RecordActivities(sessions, signatures)
     fulfilment = FulfilmentActivities(sessions, cipher, adapters.pharmacy, adapters.courier)
     revisit = RevisitActivities(sessions, cipher, adapters.his, adapters.emr, settings.revisit_sources)
     identity = IdentityActivities(sessions, cipher, adapters.realname)
@@ -88,7 +90,7 @@ def build_activities(
             visits.release_slot,
             visits.move_to_slot,
             visits.record_no_show,
-            visits.save_medical_record,
+            records.save_medical_record,
             prescriptions.price_prescription,
             prescriptions.sign_prescription,
             prescriptions.record_prescription,
@@ -111,6 +113,7 @@ def build_activities(
             prescriptions.check_prescription,
             # Also a local activity: flows started before signatures were SM2-signed and timestamped run it there.
             prescriptions.sign_prescription,
+            records.sign_medical_record,
             fulfilment.submit_to_pharmacy,
             fulfilment.cancel_pharmacy_order,
             fulfilment.book_courier,

@@ -26,9 +26,11 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.adapters.his import HisRegistration
     from activities.prescriptions import PrescriptionActivities
+    from activities.records import RecordActivities
     from activities.visits import VisitActivities
     from models.billing import BillInput, BillKind, BillState, BillStatus, RefundInput, RefundResult
     from models.prescription import PrescriptionInput, PrescriptionState, RxStage
+    from models.record import SignRecord
     from models.schedule_change import ChangeKind, ScheduleChangeNotice, VisitChangeProgress, VisitOutcome
     from models.visit import (
         AbortVisit,
@@ -588,13 +590,31 @@ class VisitWorkflow:
     @workflow.update
     async def write_record(self, request: WriteRecord) -> VisitState:
         async with self._lock:
-            await db(VisitActivities.save_medical_record, self._terms, request)
+            await db(RecordActivities.save_medical_record, self._terms, request)
         self._state.record_written = True
         return self._state
 
     @write_record.validator
     def _validate_write_record(self, request: WriteRecord) -> None:
         self._require_in_consult(request.doctor_id)
+        if self._state.record_signed:
+            raise ApplicationError("病历已签名，不能再修改；如需更正请添加补充记录", type="RECORD_SIGNED")
+
+    @workflow.update
+    async def sign_record(self, request: SignRecord) -> VisitState:
+        """The doctor signs the record (SM2 with a trusted timestamp); it is locked from then on."""
+        async with self._lock:
+            await call(RecordActivities.sign_medical_record, self._terms, request.doctor_id)
+        self._state.record_signed = True
+        return self._state
+
+    @sign_record.validator
+    def _validate_sign_record(self, request: SignRecord) -> None:
+        self._require_in_consult(request.doctor_id)
+        if not self._state.record_written:
+            raise ApplicationError("请先书写病历再签名", type="RECORD_REQUIRED")
+        if self._state.record_signed:
+            raise ApplicationError("病历已签名", type="RECORD_SIGNED")
 
     @workflow.update
     async def prescribe(self, request: Prescribe) -> str:
@@ -641,6 +661,8 @@ class VisitWorkflow:
         self._require_in_consult(request.doctor_id)
         if not self._state.record_written:
             raise ApplicationError("请先书写病历再结束复诊", type="RECORD_REQUIRED")
+        if not self._state.record_signed:
+            raise ApplicationError("请先签署病历再结束复诊", type="RECORD_NOT_SIGNED")
 
     def _ended(self) -> bool:
         return self._state.stage in _END_STAGES

@@ -31,10 +31,8 @@ from models.visit import (
     LeaveChoice,
     Prescribe,
     ResolveLeave,
-    TcmRecord,
     VisitStage,
     VisitState,
-    WriteRecord,
 )
 from workflows.visit import VisitWorkflow, visit_workflow_id
 
@@ -273,22 +271,6 @@ async def abort_visit(
         handle.execute_update(
             VisitWorkflow.abort, AbortVisit(doctor_id=actor.ref or "", reason=body.reason, advice=body.advice)
         )
-    )
-
-
-@router.put(
-    "/visits/{visit_id}/record",
-    response_model=VisitState,
-    responses=problem_responses(401, 404, 409, 422),
-    summary="书写病历",
-)
-async def write_record(
-    visit_id: str, body: TcmRecord, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
-) -> VisitState:
-    await visible_visit(session, actor, visit_id)
-    handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
-    return await workflow_call(
-        handle.execute_update(VisitWorkflow.write_record, WriteRecord(doctor_id=actor.ref or "", record=body))
     )
 
 

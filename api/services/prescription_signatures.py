@@ -9,8 +9,7 @@ from datetime import datetime
 from asn1crypto import x509
 from pydantic import BaseModel
 
-from core.crypto.sm2 import InvalidSignature
-from core.crypto.tsp import TimestampError
+from api.services.signature_checks import signature_state
 from models.prescription import PrescriptionDraft, SignRequest
 from models.signature import SignatureRecord
 from models.tables import Prescription
@@ -45,18 +44,7 @@ def _check(
         signer_id=record.signer_id,
         reason=record.reason,
     )
-    problem = None
-    if signed.digest(record.signed_at) != record.digest:
-        problem = "处方内容与签名时不一致"
-    else:
-        try:
-            record.verify(anchors)
-        except ValueError:
-            problem = "该签名没有电子签名或可信时间戳"
-        except InvalidSignature:
-            problem = "电子签名验证失败"
-        except TimestampError:
-            problem = "可信时间戳验证失败"
+    state = signature_state(record, signed.digest(record.signed_at), anchors, "处方")
     signature, timestamp = record.signature, record.timestamp
     return SignatureCheck(
         signer_id=record.signer_id,
@@ -66,6 +54,6 @@ def _check(
         key_id=signature.key_id if signature else None,
         timestamped_at=timestamp.gen_time if timestamp else None,
         tsa=timestamp.tsa if timestamp else None,
-        valid=problem is None,
-        problem=problem,
+        valid=state.valid,
+        problem=state.problem,
     )

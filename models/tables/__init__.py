@@ -6,7 +6,7 @@ Importing this package registers every table on `SQLModel.metadata` (Alembic rea
 from models.tables.audit import AuditEvent
 from models.tables.billing import Bill, Refund
 from models.tables.catalogue import Department, Disease, Herb
-from models.tables.clinical import MedicalRecord, Prescription, Visit
+from models.tables.clinical import MedicalRecord, MedicalRecordAddendum, Prescription, Visit
 from models.tables.conduct import BookingBlock, NoShow
 from models.tables.fulfilment import Fulfilment
 from models.tables.identity import AccessToken, Consent, Doctor, Patient, Pharmacist, User
@@ -28,6 +28,7 @@ __all__ = [
     "Herb",
     "IdempotencyRecord",
     "MedicalRecord",
+    "MedicalRecordAddendum",
     "NoShow",
     "Notification",
     "Patient",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Column
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from models.tables._types import Json, Timestamp
@@ -38,6 +40,22 @@ class MedicalRecord(SQLModel, table=True):
     content: dict[str, Any] = Json()
     digest: str = Field(max_length=64)
     written_at: datetime = Timestamp(default_now=True)
+    # The doctor's signature (a models.signature.SignatureRecord); once set the record never changes again.
+    signature: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    signed_at: datetime | None = Timestamp(nullable=True)
+
+
+class MedicalRecordAddendum(SQLModel, table=True):
+    """补充记录: what the doctor adds to a signed record, each signed on its own."""
+
+    __tablename__ = "medical_record_addenda"
+
+    id: int | None = Field(default=None, primary_key=True)
+    visit_id: str = Field(foreign_key="medical_records.visit_id", index=True, max_length=80)
+    doctor_id: str = Field(foreign_key="doctors.id")
+    text: str
+    written_at: datetime = Timestamp()
+    signature: dict[str, Any] = Json()
 
 
 class Prescription(SQLModel, table=True):

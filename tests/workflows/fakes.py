@@ -117,6 +117,11 @@ class FakeWorld:
         self._seen()
         return "digest"
 
+    @activity.defn(name="sign_medical_record")
+    async def sign_medical_record(self, visit: VisitInput, doctor_id: str) -> SignatureRecord:
+        self._seen()
+        return SignatureRecord(signer_id=doctor_id, digest="record-digest", signed_at=datetime.now(UTC))
+
     # --- schedule changes ---
     @activity.defn(name="record_change")
     async def record_change(self, change: ScheduleChangeInput) -> list[AffectedVisit]:
@@ -283,6 +288,6 @@ class FakeWorld:
             self.register_with_his, self.cancel_his_registration, self.create_channel_order, self.close_channel_order,
             self.request_channel_refund, self.query_channel_refund, self.send_notice, self.check_prescription,
             self.submit_to_pharmacy, self.cancel_pharmacy_order, self.book_courier, self.track_shipment,
-            self.find_revisit_evidence, self.verify_identity, self.sign_prescription,
+            self.find_revisit_evidence, self.verify_identity, self.sign_prescription, self.sign_medical_record,
         ]  # fmt: skip
         return ActivitySets(local=local, integration=integration)

@@ -11,6 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from models.billing import ChannelOrderStatus, PaymentNotice
 from models.prescription import PrescriptionDraft, RxItem
+from models.record import SignRecord
 from models.visit import (
     AbortVisit,
     AcceptVisit,
@@ -124,6 +125,19 @@ async def test_booking_answers_with_the_bill_and_a_paid_visit_runs_to_finished(h
         VisitWorkflow.prescribe, Prescribe(doctor_id="doc-1", prescription_id=f"{visit.visit_id}-rx1", draft=draft)
     )
     assert rx_id == f"{visit.visit_id}-rx1"
+    with pytest.raises(WorkflowUpdateFailedError) as unsigned:
+        await handle.execute_update(VisitWorkflow.finish, FinishVisit(doctor_id="doc-1"))
+    assert unsigned.value.cause.type == "RECORD_NOT_SIGNED"
+    signed = await handle.execute_update(VisitWorkflow.sign_record, SignRecord(doctor_id="doc-1"))
+    assert signed.record_signed
+    # Signed, the record is locked: neither written over nor signed again.
+    for locked in (
+        handle.execute_update(VisitWorkflow.write_record, WriteRecord(doctor_id="doc-1", record=RECORD)),
+        handle.execute_update(VisitWorkflow.sign_record, SignRecord(doctor_id="doc-1")),
+    ):
+        with pytest.raises(WorkflowUpdateFailedError) as refused_again:
+            await locked
+        assert refused_again.value.cause.type == "RECORD_SIGNED"
     await handle.execute_update(VisitWorkflow.finish, FinishVisit(doctor_id="doc-1"))
     final = await handle.result()
 
