@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import col
@@ -15,6 +16,8 @@ from api.deps import ContextDep, SessionDep, TemporalDep
 from api.errors import problem_responses
 from api.idempotency import idempotent
 from api.services.access import visible_visit
+from api.services.record_fhir import record_bundle
+from api.services.record_pdf import render_record_pdf
 from api.services.records import RecordView, add_addendum, record_view
 from api.services.temporal_calls import workflow_call
 from models.common import Role
@@ -24,6 +27,8 @@ from models.visit import TcmRecord, VisitState, WriteRecord
 from workflows.visit import VisitWorkflow, visit_workflow_id
 
 router = APIRouter(tags=["records"])
+
+FHIR_JSON = "application/fhir+json"
 
 
 class RecordSummary(BaseModel):
@@ -76,6 +81,37 @@ async def get_record(visit_id: str, request: Request, actor: ActorDep, session: 
     """The record with its prescriptions and addenda, and each signature checked now."""
     _, view = await record_view(ctx, session, actor, visit_id, request)
     return view
+
+
+@router.get(
+    "/visits/{visit_id}/record.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}, **problem_responses(401, 404)},
+    summary="下载病历（PDF）",
+)
+async def record_pdf(
+    visit_id: str, request: Request, actor: ActorDep, session: SessionDep, ctx: ContextDep
+) -> Response:
+    document, _ = await record_view(ctx, session, actor, visit_id, request)
+    return Response(
+        render_record_pdf(document),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="record-{visit_id}.pdf"'},
+    )
+
+
+@router.get(
+    "/visits/{visit_id}/record/fhir",
+    responses={200: {"content": {FHIR_JSON: {}}}, **problem_responses(401, 404)},
+    summary="下载病历（FHIR R4B 文档）",
+)
+async def record_fhir(
+    visit_id: str, request: Request, actor: ActorDep, session: SessionDep, ctx: ContextDep
+) -> Response:
+    """A FHIR R4B `document` Bundle: Composition, Patient, Practitioner, Encounter, Conditions and MedicationRequests,
+    with the doctor's signature."""
+    document, _ = await record_view(ctx, session, actor, visit_id, request)
+    return JSONResponse(record_bundle(document), media_type=FHIR_JSON)
 
 
 @router.put(

@@ -3,8 +3,11 @@ corrected only by signed addenda, read by its patient and doctor only, every rea
 
 from __future__ import annotations
 
+import io
 import uuid
 
+from fhir.resources.R4B.bundle import Bundle
+from pypdf import PdfReader
 from sqlalchemy import func, select, update
 from sqlmodel import col
 
@@ -76,6 +79,15 @@ async def test_a_signed_record_is_locked_verified_and_corrected_only_by_signed_a
     assert document["record"]["chief_complaint"] == RECORD["chief_complaint"]
     assert document["patient"]["name"] == DEMO_IDENTITIES["demo-patient"]["name"]
     assert [rx["prescription_id"] for rx in document["prescriptions"]] == []
+    # The patient downloads it (8.2.5): a PDF whose Chinese text is there, and a FHIR R4B document.
+    pdf = await journey.http.get(f"/api/v1{record_path}.pdf", headers=await journey.login(journey.patient))
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert DEMO_IDENTITIES["demo-patient"]["name"] in text and RECORD["tcm_disease"] in text and "补充记录" in text
+    fhir = await journey.http.get(f"/api/v1{record_path}/fhir", headers=await journey.login(journey.patient))
+    assert fhir.headers["content-type"].startswith("application/fhir+json")
+    bundle = Bundle.model_validate(fhir.json())
+    assert bundle.type == "document" and bundle.signature is not None
     listed = await journey.call("GET", "/records", journey.patient)
     assert [(r["visit_id"], r["signed_at"] is not None) for r in listed] == [(visit_id, True)]
     assert visit_id in {r["visit_id"] for r in await journey.call("GET", "/records", journey.doctor)}
@@ -100,7 +112,7 @@ async def test_a_signed_record_is_locked_verified_and_corrected_only_by_signed_a
                 )
             )
         ).scalar()
-    assert reads == 3  # the patient before and after signing, then the doctor
+    assert reads == 5  # the patient before and after signing and both downloads, then the doctor
 
 
 async def test_nobody_else_reads_the_record(make_stack) -> None:
