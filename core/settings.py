@@ -13,6 +13,7 @@ _DEV_PII_KEY = "00112233445566778899aabbccddeeff"
 _DEV_INDEX_KEY = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 _DEV_NOTIFY_SECRET = "sandbox-notify-secret"
 _DEV_SIGNING_SECRET = "sandbox-signing-secret"
+_DEV_LEDGER_KEY_FILE = ".qihuang/ledger-sm2.pem"
 
 
 class Settings(BaseSettings):
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     # sandbox: where its SM2 root and TSA keys are kept, so tokens issued before a restart still verify; empty keeps
     # them in memory for the life of the process.
     tsa_sandbox_key_dir: str = ""
+    # The evidence ledger's SM2 key (PKCS#8 PEM), which signs its tree heads. The development default is created on
+    # first use (owner-only); production must name its own key file, which is never created for it.
+    ledger_signing_key_file: str = _DEV_LEDGER_KEY_FILE
 
     # --- WeChat Pay API v3 (QIHUANG_ADAPTER_PAYMENT=wechatpay) ------------------------------------------------------
     # The merchant's API private key (PEM) and its certificate serial number sign our requests. WeChat Pay's public key
@@ -159,6 +163,7 @@ class Settings(BaseSettings):
             "QIHUANG_BLIND_INDEX_KEY": (self.blind_index_key, _DEV_INDEX_KEY),
             "QIHUANG_SANDBOX_NOTIFY_SECRET": (self.sandbox_notify_secret, _DEV_NOTIFY_SECRET),
             "QIHUANG_SANDBOX_SIGNING_SECRET": (self.sandbox_signing_secret, _DEV_SIGNING_SECRET),
+            "QIHUANG_LEDGER_SIGNING_KEY_FILE": (self.ledger_signing_key_file, _DEV_LEDGER_KEY_FILE),
         }
         unset = [name for name, (value, dev) in dev_values.items() if value == dev]
         if unset:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import get_settings
-from workers import devstack
+from workers import devstack, ledger_cli
 
 log = logging.getLogger("stack")
 
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="对正在运行的开发环境演示完整就诊流程")
     demo.add_argument("args", nargs=argparse.REMAINDER, help="传给演示程序的参数")
     demo.set_defaults(run=_demo)
+
+    ledger_cli.add_parser(commands)
     return parser
 
 

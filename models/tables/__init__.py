@@ -10,6 +10,7 @@ from models.tables.clinical import MedicalRecord, MedicalRecordAddendum, Prescri
 from models.tables.conduct import BookingBlock, NoShow
 from models.tables.fulfilment import Fulfilment
 from models.tables.identity import AccessToken, Consent, Doctor, Patient, Pharmacist, User
+from models.tables.ledger import LedgerEntry, LedgerNode, LedgerTreeHead
 from models.tables.platform import IdempotencyRecord, Notification
 from models.tables.revisit import RevisitEligibility
 from models.tables.sandbox import SandboxCall, SandboxHisDiagnosis, SandboxPayOrder, SandboxRefund, SandboxShipment
@@ -27,6 +28,9 @@ __all__ = [
     "Fulfilment",
     "Herb",
     "IdempotencyRecord",
+    "LedgerEntry",
+    "LedgerNode",
+    "LedgerTreeHead",
     "MedicalRecord",
     "MedicalRecordAddendum",
     "NoShow",
