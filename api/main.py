@@ -24,6 +24,7 @@ from api.routers import (
     callbacks,
     catalogue,
     consent_documents,
+    consult,
     health,
     me,
     notifications,
@@ -68,6 +69,7 @@ _ROUTERS = (
     revisits.router,
     visits.router,
     records.router,
+    consult.router,
     schedule_changes.router,
     booking_blocks.router,
     prescriptions.router,
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         lifespan=lifespan,
     )
     # The last added runs first: the request id and access log wrap everything, including a 413.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES, larger=consult.LARGE_BODIES)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     install_openapi(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -85,23 +86,26 @@ class BodySizeLimitMiddleware:
 
     (FastAPI's own `max_body_size` answers in plain text, replacing whatever the app sends.) A declared
     Content-Length is refused before the app runs; a streamed body fails when the handler reads past the limit.
+    `larger` names the few paths (a pattern searched in the path) that take more, such as uploads, and their limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Sequence[tuple[re.Pattern[str], int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next((size for pattern, size in self.larger if pattern.search(scope["path"])), self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isdigit() and int(declared) > limit:
             body = problem_body(
                 413,
                 "PAYLOAD_TOO_LARGE",
                 "请求内容过大",
-                f"请求体不能超过 {self.max_bytes} 字节。",
+                f"请求体不能超过 {limit} 字节。",
                 instance=scope["path"],
             )
             await problem_response(413, body)(scope, receive, send)
@@ -112,7 +116,7 @@ class BodySizeLimitMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > limit:
                 # FastAPI lets an HTTPException raised while reading the body through to the error handlers.
                 raise HTTPException(413)
             return message

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     adapter_courier: str = "sandbox"
     adapter_notifier: str = "sandbox"
     adapter_realname: str = "sandbox"
+    adapter_rtc: str = "sandbox"
     # Sandbox behaviour: added latency and the share of calls that fail with a retryable error.
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = 0.0

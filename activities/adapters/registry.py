@@ -20,6 +20,7 @@ from activities.adapters.notifier import Notifier
 from activities.adapters.payment import PaymentChannel
 from activities.adapters.pharmacy import Pharmacy
 from activities.adapters.realname import RealName
+from activities.adapters.rtc import Rtc
 from activities.adapters.signer import Signer
 from activities.adapters.tsa import TimestampAuthority
 from core.settings import Settings
@@ -37,6 +38,7 @@ PROTOCOLS: dict[str, type] = {
     "emr": Emr,
     "insurance": MedicalInsurance,
     "signer": Signer,
+    "rtc": Rtc,
 }
 
 
@@ -84,6 +86,7 @@ class Adapters:
     emr: Emr
     insurance: MedicalInsurance
     signer: Signer
+    rtc: Rtc
 
 
 def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Adapters:
@@ -98,4 +101,5 @@ def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings
         emr=load_adapter("emr", settings.adapter_emr, sessions, settings),
         insurance=load_adapter("insurance", settings.adapter_insurance, sessions, settings),
         signer=load_adapter("signer", settings.adapter_signer, sessions, settings),
+        rtc=load_adapter("rtc", settings.adapter_rtc, sessions, settings),
     )

@@ -8,6 +8,7 @@ from models.tables.billing import Bill, Refund
 from models.tables.catalogue import Department, Disease, Herb
 from models.tables.clinical import MedicalRecord, MedicalRecordAddendum, Prescription, Visit
 from models.tables.conduct import BookingBlock, NoShow
+from models.tables.consult import ConsultCall, ConsultMedia, ConsultMessage, ConsultRead
 from models.tables.fulfilment import Fulfilment
 from models.tables.identity import AccessToken, Consent, Doctor, Patient, Pharmacist, User
 from models.tables.ledger import LedgerEntry, LedgerNode, LedgerTreeHead
@@ -22,6 +23,10 @@ __all__ = [
     "Bill",
     "BookingBlock",
     "Consent",
+    "ConsultCall",
+    "ConsultMedia",
+    "ConsultMessage",
+    "ConsultRead",
     "Department",
     "Disease",
     "Doctor",
