@@ -34,6 +34,7 @@ from api.routers import (
     sandbox,
     schedule_changes,
     schedules,
+    temporal_codec,
     visits,
 )
 from api.services.identity import identity_verifier
@@ -75,6 +76,7 @@ _ROUTERS = (
     prescriptions.router,
     bills.router,
     callbacks.router,
+    temporal_codec.router,
 )
 
 

@@ -25,7 +25,7 @@ from core.db import make_engine, make_sessionmaker
 from core.migrate import upgrade
 from core.postgres import ensure_database, server_url, with_database
 from core.settings import Settings
-from core.temporal import DATA_CONVERTER
+from core.temporal import data_converter
 from workers.seed import seed_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ async def prepare_database(
 async def start_temporal() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_executable("temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(Settings()),
         dev_server_log_level="error",
         # The default 5 s is tight on a busy 2-core machine.
         dev_server_startup_timeout=timedelta(seconds=60),

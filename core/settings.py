@@ -14,6 +14,7 @@ _DEV_INDEX_KEY = "ffeeddccbbaa99887766554433221100ffeeddccbbaa998877665544332211
 _DEV_NOTIFY_SECRET = "sandbox-notify-secret"
 _DEV_SIGNING_SECRET = "sandbox-signing-secret"
 _DEV_LEDGER_KEY_FILE = ".qihuang/ledger-sm2.pem"
+_DEV_PAYLOAD_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,16 @@ class Settings(BaseSettings):
     blind_index_key: str = _DEV_INDEX_KEY
     # Shared secret the sandbox payment channel and courier sign their callbacks with.
     sandbox_notify_secret: str = _DEV_NOTIFY_SECRET
+    # SM4 keys for Temporal payloads (core/payload_codec.py), id → 32 hex digits or base64, as JSON in
+    # QIHUANG_PAYLOAD_KEYS. New payloads use `payload_key_id`; the other keys only open what they once sealed, so an
+    # old key stays listed until no history within the namespace's retention was written with it.
+    payload_keys: dict[str, str] = {"dev-1": _DEV_PAYLOAD_KEY}
+    payload_key_id: str = "dev-1"
+    # Pages of the Temporal UI allowed to call the codec endpoints (api/routers/temporal_codec.py), as a JSON list.
+    temporal_ui_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
+    # Development only: the codec endpoints also answer callers on this machine without a token, because the dev UI
+    # has no login to pass one. Refused in production.
+    temporal_codec_open_loopback: bool = False
 
     token_ttl_seconds: int = 8 * 3600
 
@@ -167,6 +178,10 @@ class Settings(BaseSettings):
             "QIHUANG_LEDGER_SIGNING_KEY_FILE": (self.ledger_signing_key_file, _DEV_LEDGER_KEY_FILE),
         }
         unset = [name for name, (value, dev) in dev_values.items() if value == dev]
+        if _DEV_PAYLOAD_KEY in self.payload_keys.values():
+            unset.append("QIHUANG_PAYLOAD_KEYS")
+        if self.temporal_codec_open_loopback:
+            raise RuntimeError("QIHUANG_TEMPORAL_CODEC_OPEN_LOOPBACK is for development only")
         if unset:
             raise RuntimeError(f"production needs its own {', '.join(unset)}")
 

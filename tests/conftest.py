@@ -21,7 +21,7 @@ from core.db import make_engine, make_sessionmaker
 from core.migrate import upgrade
 from core.postgres import drop_database, ensure_database, server_url
 from core.settings import Settings
-from core.temporal import DATA_CONVERTER
+from core.temporal import data_converter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,10 +55,10 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_executable("temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
         dev_server_log_level="error",
         dev_server_startup_timeout=None,
     )

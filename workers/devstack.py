@@ -50,6 +50,8 @@ LOCK_FILE = STATE_DIR / "devstack.lock"
 DEFAULT_CONFIG = ROOT / "temporal-dev.yml"
 DATABASE_NAME = "qihuang"
 HEALTH_PATH = "/api/v1/health"
+# The API's codec server (api/routers/temporal_codec.py); the Temporal UI decodes payloads through it.
+CODEC_PATH = "/api/v1/temporal-codec"
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
@@ -102,8 +104,13 @@ def load_config(path: Path) -> DevConfig:
     return DevConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
-def temporal_args(config: TemporalConfig, *, port: int, ui_port: int, root: Path = ROOT) -> list[str]:
-    """`temporal` arguments that start the dev server as `config` describes, on the ports actually chosen."""
+def temporal_args(
+    config: TemporalConfig, *, port: int, ui_port: int, root: Path = ROOT, codec_endpoint: str | None = None
+) -> list[str]:
+    """`temporal` arguments that start the dev server as `config` describes, on the ports actually chosen.
+
+    With `codec_endpoint` the UI decodes the encrypted payloads through it; without, it shows them as stored.
+    """
     args = [
         "server",
         "start-dev",
@@ -124,6 +131,8 @@ def temporal_args(config: TemporalConfig, *, port: int, ui_port: int, root: Path
         args += ["--search-attribute", f"{name}={kind}"]
     for key, value in config.dynamic_config.items():
         args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
+    if codec_endpoint is not None:
+        args += ["--ui-codec-endpoint", codec_endpoint]
     return args
 
 
@@ -132,10 +141,25 @@ def _env_value(value: str | int | float | bool) -> str:
     return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
+def browser_origins(url: str) -> list[str]:
+    """The origins a page served at `url` may have in a browser on this machine (127.0.0.1 is also localhost)."""
+    alias = url.replace("://127.0.0.1:", "://localhost:")
+    return [url] if alias == url else [url, alias]
+
+
 def child_env(
-    config: DevConfig, base: Mapping[str, str], *, database_url: str, temporal_address: str, api_url: str
+    config: DevConfig,
+    base: Mapping[str, str],
+    *,
+    database_url: str,
+    temporal_address: str,
+    api_url: str,
+    temporal_ui_url: str | None = None,
 ) -> dict[str, str]:
-    """The environment of the worker and the API: dev defaults, overridden by the shell, then the stack's addresses."""
+    """The environment of the worker and the API: dev defaults, overridden by the shell, then the stack's addresses.
+
+    With `temporal_ui_url` the API lets that UI call its codec server; without, its configured origins stay.
+    """
     env = {name: _env_value(value) for name, value in config.env.items()}
     env.update(base)
     env.update(
@@ -146,6 +170,8 @@ def child_env(
         # Children write into a pipe; without this their lines would arrive in bursts.
         PYTHONUNBUFFERED="1",
     )
+    if temporal_ui_url is not None:
+        env["QIHUANG_TEMPORAL_UI_ORIGINS"] = json.dumps(browser_origins(temporal_ui_url))
     return env
 
 
@@ -433,7 +459,11 @@ class Stack:
         temporal_config, api_config = self.config.temporal, self.config.api
         ports = choose_ports(self.config)
         temporal_address = f"{url_host(temporal_config.ip)}:{ports.temporal}"
-        args = temporal_args(temporal_config, port=ports.temporal, ui_port=ports.temporal_ui)
+        api_url = f"http://{url_host(api_config.host)}:{ports.api}"
+        ui_url = f"http://{url_host(temporal_config.ip)}:{ports.temporal_ui}"
+        args = temporal_args(
+            temporal_config, port=ports.temporal, ui_port=ports.temporal_ui, codec_endpoint=api_url + CODEC_PATH
+        )
         (ROOT / temporal_config.db_filename).parent.mkdir(parents=True, exist_ok=True)
         # Temporal boots while the database is migrated and seeded.
         await self._start("temporal", [find_executable("temporal"), *args], os.environ)
@@ -453,8 +483,14 @@ class Stack:
         client = await self._poll(f"Temporal at {temporal_address}", temporal_ready)
         await ensure_search_attributes(client, temporal_config.namespace, temporal_config.search_attributes)
 
-        api_url = f"http://{url_host(api_config.host)}:{ports.api}"
-        env = child_env(self.config, os.environ, database_url=url, temporal_address=temporal_address, api_url=api_url)
+        env = child_env(
+            self.config,
+            os.environ,
+            database_url=url,
+            temporal_address=temporal_address,
+            api_url=api_url,
+            temporal_ui_url=ui_url,
+        )
         await self._start("worker", [sys.executable, "-m", "workers.worker"], env)
         # The API writes its own structured access log line per request; uvicorn's would repeat it unstructured.
         uvicorn = [
@@ -477,7 +513,6 @@ class Stack:
 
             await self._poll(f"the API (GET {HEALTH_PATH})", api_ready)
 
-        ui_url = f"http://{url_host(temporal_config.ip)}:{ports.temporal_ui}"
         STACK_FILE.write_text(
             json.dumps(
                 {
@@ -495,7 +530,7 @@ class Stack:
         )
         log.info("ready")
         log.info("  API docs     %s/docs", api_url)
-        log.info("  Temporal UI  %s", ui_url)
+        log.info("  Temporal UI  %s (payloads decoded by %s%s)", ui_url, api_url, CODEC_PATH)
         log.info("  Temporal     %s (namespace %s)", temporal_address, temporal_config.namespace)
         log.info(
             "  sign in as   demo-patient, demo-doctor, demo-pharmacist, demo-admin, demo-finance / %s", DEMO_PASSWORD

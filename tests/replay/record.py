@@ -35,7 +35,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from core.binaries import find_executable
-from core.temporal import DATA_CONVERTER
+from core.temporal import PLAINTEXT_CONVERTER
 from models.billing import ChannelOrderStatus, ChannelRefund, PaymentNotice, RefundInput, RefundStatus
 from models.fulfilment import (
     CourierEvent,
@@ -719,7 +719,7 @@ async def record(names: list[str]) -> list[Path]:
     HISTORIES.mkdir(exist_ok=True)
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_executable("temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=PLAINTEXT_CONVERTER,
         identity=IDENTITY,
         dev_server_log_level="error",
         dev_server_startup_timeout=None,
