@@ -69,6 +69,24 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "signed": ("签收完成", "处方 {prescription_id} 的药品已签收。"),
     "identity_verified": ("实名认证通过", "您的实名认证已通过。"),
     "identity_rejected": ("实名认证未通过", "实名认证未通过：{reason}。"),
+    "reconciliation_mismatch": (
+        "对账差错待处理",
+        "{channel} {date} 对账发现差错 {count} 笔（长款 {channel_only}、短款 {platform_only}、金额不符 {amount_mismatch}、"
+        "状态不符 {status_mismatch}）。渠道收款 {channel_paid} 元、退款 {channel_refunded} 元；平台收款 {platform_paid} 元、"
+        "退款 {platform_refunded} 元。请在对账管理中逐笔处理（批次 {run_id}）。",
+    ),
+    "reconciliation_reminder": (
+        "差错账待处理",
+        "{channel} {date} 对账尚有 {count} 笔差错未处理（批次 {run_id}），请尽快处理。",
+    ),
+    "reconciliation_unavailable": (
+        "对账单未能取得",
+        "{channel} {date} 的对账单在 {hours} 小时内仍未取得，已停止自动重试。请核实后在对账管理中重新发起对账（批次 {run_id}）。",
+    ),
+    "reconciliation_failed": (
+        "对账未能完成",
+        "{channel} {date} 对账未能完成：{reason}。请核实后在对账管理中重新发起对账（批次 {run_id}）。",
+    ),
 }
 
 

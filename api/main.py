@@ -29,6 +29,7 @@ from api.routers import (
     me,
     notifications,
     prescriptions,
+    reconciliation,
     records,
     revisits,
     sandbox,
@@ -70,13 +71,14 @@ _ROUTERS = (
     revisits.router,
     visits.router,
     records.router,
-    consult.router,
     schedule_changes.router,
     booking_blocks.router,
     prescriptions.router,
     bills.router,
+    reconciliation.router,
     callbacks.router,
     temporal_codec.router,
+    consult.router,
 )
 
 

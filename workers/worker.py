@@ -21,8 +21,10 @@ from activities.adapters.registry import Adapters, load_adapters
 from activities.billing import BillingActivities
 from activities.fulfilment import FulfilmentActivities
 from activities.identity import IdentityActivities
+from activities.insurance_book import NoInsuranceSettlements, standing_groups
 from activities.notices import NoticeActivities
 from activities.prescriptions import PrescriptionActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.records import RecordActivities
 from activities.revisit import RevisitActivities
 from activities.rules.engine import default_engine
@@ -35,10 +37,12 @@ from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from workers.interceptors import LogContextInterceptor
+from workers.schedules import apply_reconciliation_schedules
 from workflows.bill import BillWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
 from workflows.identity import IdentityVerificationWorkflow
 from workflows.prescription import PrescriptionWorkflow
+from workflows.reconciliation import DailyReconciliationWorkflow, ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.revisit import RevisitCheckWorkflow
 from workflows.schedule_change import ScheduleChangeWorkflow
@@ -46,9 +50,11 @@ from workflows.visit import VisitWorkflow
 
 WORKFLOWS: Sequence[type] = (
     BillWorkflow,
+    DailyReconciliationWorkflow,
     FulfilmentWorkflow,
     IdentityVerificationWorkflow,
     PrescriptionWorkflow,
+    ReconciliationWorkflow,
     RefundWorkflow,
     RevisitCheckWorkflow,
     ScheduleChangeWorkflow,
@@ -80,6 +86,13 @@ def build_activities(
     identity = IdentityActivities(sessions, cipher, adapters.realname)
     notices = NoticeActivities(sessions, cipher, adapters.notifier)
     schedule_changes = ScheduleChangeActivities(sessions)
+    reconciliation = ReconciliationActivities(
+        sessions,
+        {adapters.payment.name: adapters.payment},
+        adapters.insurance,
+        NoInsuranceSettlements(),
+        standing_groups(settings),
+    )
     return ActivitySets(
         local=[
             billing.record_bill,
@@ -102,6 +115,10 @@ def build_activities(
             identity.record_identity_result,
             schedule_changes.record_change,
             schedule_changes.finish_change,
+            reconciliation.open_run,
+            reconciliation.match_statement,
+            reconciliation.record_resolution,
+            reconciliation.finish_run,
         ],
         integration=[
             billing.create_channel_order,
@@ -121,6 +138,8 @@ def build_activities(
             revisit.find_revisit_evidence,
             identity.verify_identity,
             notices.send_notice,
+            reconciliation.download_statement,
+            reconciliation.check_insurance,
         ],
     )
 
@@ -152,6 +171,7 @@ async def serve(settings: Settings) -> None:
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     client = await connect(settings)
+    await apply_reconciliation_schedules(client, settings)
     activities = build_activities(sessions, settings, load_adapters(sessions, settings))
     workers = build_workers(client, settings.task_queue, activities, settings.max_concurrent_activities)
     stop = asyncio.Event()

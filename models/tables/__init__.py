@@ -13,6 +13,7 @@ from models.tables.fulfilment import Fulfilment
 from models.tables.identity import AccessToken, Consent, Doctor, Patient, Pharmacist, User
 from models.tables.ledger import LedgerEntry, LedgerNode, LedgerTreeHead
 from models.tables.platform import IdempotencyRecord, Notification
+from models.tables.reconciliation import ChannelStatement, ChannelStatementLine, ReconciliationItem, ReconciliationRun
 from models.tables.revisit import RevisitEligibility
 from models.tables.sandbox import SandboxCall, SandboxHisDiagnosis, SandboxPayOrder, SandboxRefund, SandboxShipment
 from models.tables.scheduling import Schedule, ScheduleChange, Slot
@@ -22,6 +23,8 @@ __all__ = [
     "AuditEvent",
     "Bill",
     "BookingBlock",
+    "ChannelStatement",
+    "ChannelStatementLine",
     "Consent",
     "ConsultCall",
     "ConsultMedia",
@@ -43,6 +46,8 @@ __all__ = [
     "Patient",
     "Pharmacist",
     "Prescription",
+    "ReconciliationItem",
+    "ReconciliationRun",
     "Refund",
     "RevisitEligibility",
     "SandboxCall",

@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -712,10 +712,10 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-async def record(names: list[str]) -> list[Path]:
-    unknown = [n for n in names if n not in SCENARIOS]
+async def record(names: list[str], scenarios: Mapping[str, Scenario] = SCENARIOS) -> list[Path]:
+    unknown = [n for n in names if n not in scenarios]
     if unknown:
-        raise SystemExit(f"unknown scenario(s) {unknown}; known: {sorted(SCENARIOS)}")
+        raise SystemExit(f"unknown scenario(s) {unknown}; known: {sorted(scenarios)}")
     HISTORIES.mkdir(exist_ok=True)
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_executable("temporal"),
@@ -725,13 +725,14 @@ async def record(names: list[str]) -> list[Path]:
         dev_server_startup_timeout=None,
     ) as env:
         recorder = Recorder(env.client, HISTORIES)
-        for name in names or list(SCENARIOS):
-            await SCENARIOS[name](recorder)
+        for name in names or list(scenarios):
+            await scenarios[name](recorder)
     return recorder.written
 
 
-def main() -> None:
-    written = asyncio.run(record(sys.argv[1:]))
+def main(scenarios: Mapping[str, Scenario] = SCENARIOS) -> None:
+    """Record the named scenarios (all without names) of `scenarios`."""
+    written = asyncio.run(record(sys.argv[1:], scenarios))
     total = sum(p.stat().st_size for p in written)
     print(f"wrote {len(written)} histories, {total} bytes, to {HISTORIES}")
     # The SDK's Rust threads can abort interpreter teardown ("PyGILState_Release ... finalizing", SIGABRT; open as

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,14 +16,25 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.adapters.errors import AdapterRefusal, InvalidCallback
+from activities.adapters.payment.statement import StatementNotReady
 from activities.adapters.sandbox import CALLS, recorder_for, sign_callback, table, utcnow, verify_callback
 from core.crypto.sm import sm3_hex
 from core.settings import Settings
-from models.billing import ChannelOrder, ChannelOrderStatus, ChannelRefund, PaymentNotice, RefundStatus
+from models.billing import (
+    ChannelBillLine,
+    ChannelBillLineKind,
+    ChannelOrder,
+    ChannelOrderStatus,
+    ChannelRefund,
+    PaymentNotice,
+    RefundStatus,
+)
+from models.common import HOSPITAL_TZ
 from models.tables.sandbox import SandboxPayOrder, SandboxRefund
 
 SYSTEM = "payment"
 _refunds = table(SandboxRefund)
+_orders = table(SandboxPayOrder)
 
 
 class SandboxPayment:
@@ -142,6 +153,55 @@ class SandboxPayment:
             return PaymentNotice.model_validate_json(body)
         except ValueError as exc:
             raise InvalidCallback("callback body is not a payment notice") from exc
+
+    async def download_bill(self, *, bill_date: date) -> list[ChannelBillLine]:
+        """The day's payments and refunds (Beijing time), read from this sandbox's own orders and refunds.
+
+        Ready as soon as the day is over, where real channels take until about 10:00 the next day.
+        """
+        await self._recorder.gate(SYSTEM, "download_bill", bill_date.isoformat())
+        start = datetime.combine(bill_date, time.min, HOSPITAL_TZ)
+        end = start + timedelta(days=1)
+        if utcnow() < end:
+            raise StatementNotReady(f"沙箱支付 {bill_date} 的对账单在当日结束后才生成")
+        async with self._sessions() as session:
+            paid = await session.execute(
+                select(_orders)
+                .where(_orders.c.paid_at >= start, _orders.c.paid_at < end)
+                .order_by(_orders.c.paid_at, _orders.c.out_trade_no)
+            )
+            refunded = await session.execute(
+                select(_refunds, _orders.c.transaction_id)
+                .join(_orders, _orders.c.out_trade_no == _refunds.c.out_trade_no)
+                .where(_refunds.c.created_at >= start, _refunds.c.created_at < end)
+                .order_by(_refunds.c.created_at, _refunds.c.out_refund_no)
+            )
+            payments = [
+                ChannelBillLine(
+                    kind=ChannelBillLineKind.PAYMENT,
+                    out_trade_no=order.out_trade_no,
+                    transaction_id=order.transaction_id or "",
+                    amount_fen=order.amount_fen,
+                    occurred_at=order.paid_at,
+                    status=order.status,
+                )
+                for order in paid
+            ]
+            refunds = [
+                ChannelBillLine(
+                    kind=ChannelBillLineKind.REFUND,
+                    out_trade_no=refund.out_trade_no,
+                    transaction_id=refund.transaction_id or "",
+                    amount_fen=refund.amount_fen,
+                    occurred_at=refund.created_at,
+                    out_refund_no=refund.out_refund_no,
+                    refund_id=refund.refund_id,
+                    # The words WeChat Pay's bill uses: REFUND for a refund done, REFUND_<state> otherwise.
+                    status="REFUND" if refund.status == RefundStatus.SUCCEEDED else f"REFUND_{refund.status.upper()}",
+                )
+                for refund in refunded
+            ]
+        return payments + refunds
 
     # --- the cashier side (used by the API's sandbox cashier page, and by tests) -----------------------------------
 
