@@ -106,7 +106,14 @@ class PrescriptionActivities:
         """The signer's SM2 signature over the SM3 digest of the canonical prescription as it stands (with the signer,
         the reason and the time of signing), timestamped by the TSA."""
         signed_at = datetime.now(UTC)
-        return await self._signatures.sign(request.signer_id, request.digest(signed_at), signed_at, request.reason)
+        return await self._signatures.sign(
+            request.signer_id,
+            request.digest(signed_at),
+            signed_at,
+            request.reason,
+            kind="rx.signed",
+            subject=f"prescription:{request.prescription_id}",
+        )
 
     @activity.defn
     async def record_prescription(

@@ -58,7 +58,9 @@ class RecordActivities:
             return SignatureRecord.model_validate(record.signature)
         signed_at = datetime.now(UTC)
         digest = record_digest(visit.visit_id, doctor_id, record.content, signed_at)
-        signature = await self._signatures.sign(doctor_id, digest, signed_at, None)
+        signature = await self._signatures.sign(
+            doctor_id, digest, signed_at, None, kind="record.signed", subject=f"visit:{visit.visit_id}"
+        )
         async with self._sessions() as session, session.begin():
             stored = await session.execute(
                 update(MedicalRecord)

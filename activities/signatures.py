@@ -9,22 +9,30 @@ from activities.adapters.signer import Signer
 from activities.adapters.tsa import TimestampAuthority
 from activities.errors import refusals_are_final
 from core.crypto import tsp
-from models.signature import SignatureRecord
+from core.crypto.sm import sm3_hex
+from core.ledger.service import EvidenceLedger
+from models.ledger import Evidence
+from models.signature import SignatureRecord, canonical_json
 
 
 class Signatures:
-    def __init__(self, signer: Signer, tsa: TimestampAuthority) -> None:
+    def __init__(self, signer: Signer, tsa: TimestampAuthority, ledger: EvidenceLedger) -> None:
         self._signer = signer
         self._tsa = tsa
+        self._ledger = ledger
 
-    async def sign(self, signer_id: str, digest: str, signed_at: datetime, reason: str | None) -> SignatureRecord:
-        """`digest` is the SM3 hex digest of the canonical JSON of what `signer_id` signs."""
+    async def sign(
+        self, signer_id: str, digest: str, signed_at: datetime, reason: str | None, *, kind: str, subject: str
+    ) -> SignatureRecord:
+        """`digest` is the SM3 hex digest of the canonical JSON of what `signer_id` signs. The signed record goes on
+        the evidence ledger as `kind` (e.g. "rx.signed") for `subject` ("prescription:<id>"); a retried step finds
+        its entry there already."""
         signature = await refusals_are_final(self._signer.sign(signer_id=signer_id, data=digest.encode()))
         algorithm = self._tsa.hash_algorithm
         token = await refusals_are_final(
             self._tsa.timestamp(data_digest=tsp.digest(algorithm, signature.signature), hash_algorithm=algorithm)
         )
-        return SignatureRecord(
+        record = SignatureRecord(
             signer_id=signer_id,
             digest=digest,
             signed_at=signed_at,
@@ -32,3 +40,7 @@ class Signatures:
             signature=signature,
             timestamp=token,
         )
+        await self._ledger.append(
+            Evidence(kind=kind, subject=subject, digest=sm3_hex(canonical_json(record.model_dump(mode="json"))))
+        )
+        return record

@@ -26,6 +26,8 @@ from temporalio.client import (
 from core.reconciliation import CATCHUP_WINDOW, DAILY_AT, reconciliation_channels
 from core.settings import Settings
 from models.reconciliation import DailyReconcileInput
+from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
+from workflows.ledger import tree_head_schedule
 from workflows.reconciliation import CHANNEL_NAMES, DailyReconciliationWorkflow, daily_schedule_id
 
 log = structlog.get_logger()
@@ -51,12 +53,20 @@ def daily_reconciliation(channel: str, task_queue: str) -> Schedule:
     )
 
 
-async def apply_reconciliation_schedules(client: Client, settings: Settings) -> list[str]:
-    """Create each channel's daily schedule, or update it to the current definition; returns their ids."""
+def platform_schedules(settings: Settings) -> dict[str, Schedule]:
+    """Every schedule by id: each channel's daily reconciliation and the evidence ledger's tree heads."""
+    schedules = {
+        daily_schedule_id(channel): daily_reconciliation(channel, settings.task_queue)
+        for channel in reconciliation_channels(settings)
+    }
+    schedules[LEDGER_SCHEDULE_ID] = tree_head_schedule(settings.task_queue)
+    return schedules
+
+
+async def apply_schedules(client: Client, settings: Settings) -> list[str]:
+    """Create each schedule, or update it to the current definition; returns their ids."""
     applied = []
-    for channel in reconciliation_channels(settings):
-        schedule_id = daily_schedule_id(channel)
-        schedule = daily_reconciliation(channel, settings.task_queue)
+    for schedule_id, schedule in platform_schedules(settings).items():
         try:
             await client.create_schedule(schedule_id, schedule)
             log.info("schedule created", schedule_id=schedule_id)

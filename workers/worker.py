@@ -22,6 +22,7 @@ from activities.billing import BillingActivities
 from activities.fulfilment import FulfilmentActivities
 from activities.identity import IdentityActivities
 from activities.insurance_book import NoInsuranceSettlements, standing_groups
+from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
 from activities.prescriptions import PrescriptionActivities
 from activities.reconciliation import ReconciliationActivities
@@ -33,14 +34,17 @@ from activities.signatures import Signatures
 from activities.visits import VisitActivities
 from core.crypto.sm import FieldCipher
 from core.db import make_engine, make_sessionmaker
+from core.ledger.keys import load_signing_key
+from core.ledger.service import EvidenceLedger
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from workers.interceptors import LogContextInterceptor
-from workers.schedules import apply_reconciliation_schedules
+from workers.schedules import apply_schedules
 from workflows.bill import BillWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
 from workflows.identity import IdentityVerificationWorkflow
+from workflows.ledger import LedgerTreeHeadWorkflow
 from workflows.prescription import PrescriptionWorkflow
 from workflows.reconciliation import DailyReconciliationWorkflow, ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
@@ -53,6 +57,7 @@ WORKFLOWS: Sequence[type] = (
     DailyReconciliationWorkflow,
     FulfilmentWorkflow,
     IdentityVerificationWorkflow,
+    LedgerTreeHeadWorkflow,
     PrescriptionWorkflow,
     ReconciliationWorkflow,
     RefundWorkflow,
@@ -78,7 +83,9 @@ def build_activities(
     cipher = FieldCipher(settings.pii_key, settings.blind_index_key)
     billing = BillingActivities(sessions, adapters.payment)
     visits = VisitActivities(sessions, cipher, adapters.his)
-    signatures = Signatures(adapters.signer, adapters.tsa)
+    ledger = EvidenceLedger(sessions)
+    evidence = LedgerActivities(ledger, load_signing_key(settings), adapters.tsa)
+    signatures = Signatures(adapters.signer, adapters.tsa, ledger)
     prescriptions = PrescriptionActivities(sessions, cipher, adapters.pharmacy, default_engine(), signatures)
     records = RecordActivities(sessions, signatures)
     fulfilment = FulfilmentActivities(sessions, cipher, adapters.pharmacy, adapters.courier)
@@ -104,6 +111,7 @@ def build_activities(
             visits.move_to_slot,
             visits.record_no_show,
             records.save_medical_record,
+            evidence.append_evidence,
             prescriptions.price_prescription,
             prescriptions.sign_prescription,
             prescriptions.record_prescription,
@@ -131,6 +139,7 @@ def build_activities(
             # Also a local activity: flows started before signatures were SM2-signed and timestamped run it there.
             prescriptions.sign_prescription,
             records.sign_medical_record,
+            evidence.sign_tree_head,
             fulfilment.submit_to_pharmacy,
             fulfilment.cancel_pharmacy_order,
             fulfilment.book_courier,
@@ -171,7 +180,7 @@ async def serve(settings: Settings) -> None:
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     client = await connect(settings)
-    await apply_reconciliation_schedules(client, settings)
+    await apply_schedules(client, settings)
     activities = build_activities(sessions, settings, load_adapters(sessions, settings))
     workers = build_workers(client, settings.task_queue, activities, settings.max_concurrent_activities)
     stop = asyncio.Event()

@@ -20,6 +20,7 @@ from api.errors import Problem
 from api.services.access import visible_visit
 from api.services.audit import audit
 from api.services.signature_checks import SignatureState, signature_state
+from core.ledger.service import EvidenceLedger
 from models.prescription import PrescriptionDraft
 from models.record import (
     RecordAddendum,
@@ -157,8 +158,9 @@ async def add_addendum(
     record = SignatureRecord.model_validate(row.signature)
     digest = addendum_digest(visit_id, row.doctor_id, text, written_at, record.digest)
     try:
-        signature = await Signatures(ctx.adapters.signer, ctx.adapters.tsa).sign(
-            row.doctor_id, digest, written_at, None
+        signatures = Signatures(ctx.adapters.signer, ctx.adapters.tsa, EvidenceLedger(ctx.sessions))
+        signature = await signatures.sign(
+            row.doctor_id, digest, written_at, None, kind="record.addendum", subject=f"visit:{visit_id}"
         )
     except (AdapterError, ApplicationError) as failed:
         raise Problem(

@@ -21,6 +21,7 @@ from activities.adapters.tsa.sandbox import SandboxTsa
 from activities.signatures import Signatures
 from api.services.record_fhir import SECTION_SIGNATURE_EXTENSION, SM2_SIGNATURE_EXTENSION, record_bundle
 from api.services.record_pdf import render_record_pdf
+from core.ledger.service import EvidenceLedger
 from core.settings import Settings
 from models.prescription import RxItem
 from models.record import (
@@ -108,18 +109,22 @@ def _document(**changes: Any) -> RecordDocument:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def signed(settings: Settings) -> RecordDocument:
+async def signed(sessions, settings: Settings) -> RecordDocument:
     """The draft signed the way the visit flow signs it, with one signed and one unsigned addendum."""
-    # The sandbox signer's recorder touches the database only for recorded calls; signing is a plain gate.
-    signatures = Signatures(SandboxSigner(None, settings), SandboxTsa(None, settings))  # type: ignore[arg-type]
+    signatures = Signatures(SandboxSigner(sessions, settings), SandboxTsa(sessions, settings), EvidenceLedger(sessions))
     draft = _document()
     signed_at = VISITED_AT + timedelta(minutes=25)
     digest = record_digest(draft.visit_id, "d-1", draft.record.model_dump(mode="json"), signed_at)
-    signature = await signatures.sign("d-1", digest, signed_at, None)
+    signature = await signatures.sign("d-1", digest, signed_at, None, kind="record.signed", subject="visit:v-1")
     written_at = VISITED_AT + timedelta(days=1)
     text = "补充：患者诉近两日夜寐欠安。"
     addendum_signature = await signatures.sign(
-        "d-1", addendum_digest(draft.visit_id, "d-1", text, written_at, digest), written_at, None
+        "d-1",
+        addendum_digest(draft.visit_id, "d-1", text, written_at, digest),
+        written_at,
+        None,
+        kind="record.addendum",
+        subject="visit:v-1",
     )
     addenda = [
         RecordAddendum(text=text, written_at=written_at, doctor_id="d-1", signature=addendum_signature),

@@ -26,7 +26,8 @@ from models.reconciliation import (
     RunStatus,
 )
 from tests.workflows.reconciliation_fakes import ReconciliationHarness, reconciliation_harness
-from workers.schedules import apply_reconciliation_schedules
+from workers.schedules import apply_schedules
+from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.reconciliation import (
     DailyReconciliationWorkflow,
     ReconciliationWorkflow,
@@ -248,12 +249,12 @@ async def test_the_daily_launcher_reconciles_yesterday_once(recon: Reconciliatio
 
 async def test_schedules_are_applied_idempotently_and_stay_paused(client: Client, uid: str) -> None:
     settings = Settings(adapter_payment=f"s{uid}", task_queue=f"sched-{uid}")  # type: ignore[call-arg]
-    ids = await apply_reconciliation_schedules(client, settings)
-    assert ids == [daily_schedule_id(f"s{uid}"), daily_schedule_id(INSURANCE_CHANNEL)]
+    ids = await apply_schedules(client, settings)
+    assert ids == [daily_schedule_id(f"s{uid}"), daily_schedule_id(INSURANCE_CHANNEL), LEDGER_SCHEDULE_ID]
     try:
         handle = client.get_schedule_handle(ids[0])
         await handle.pause(note="财务核对中")
-        assert await apply_reconciliation_schedules(client, settings) == ids
+        assert await apply_schedules(client, settings) == ids
 
         described = await handle.describe()
         schedule = described.schedule
