@@ -36,6 +36,12 @@ RECORD = {
 }
 
 # 香砂六君子汤加减. 党参 above its ChP range makes the rule check ask for a second signature with a reason.
+CHAT = (
+    ("patient", "医生您好，我这三个月吃完饭胃里总是胀，最近两周更明显。"),
+    ("doctor", "您好。胀的时候打嗝吗？大便怎么样？请拍一张舌头的照片发给我。"),
+    ("patient", "会打嗝，大便偏稀。舌头的照片稍后发您。"),
+)
+
 PRESCRIPTION = {
     "diagnosis": "胃痞病 脾虚湿阻证",
     "items": [
@@ -200,6 +206,7 @@ class Journey:
         self.log(self.doctor, "收到接诊通知", inbox["items"][0]["body"] if inbox.get("items") else "")
         await self.call("POST", f"/visits/{visit_id}/accept", self.doctor)
         self.log(self.doctor, "接诊", visit_id)
+        await self.chat(visit_id)
         await self.call("PUT", f"/visits/{visit_id}/record", self.doctor, json=RECORD)
         self.log(self.doctor, "书写中医病历", f"{RECORD['tcm_disease']} · {RECORD['tcm_syndrome']}")
         created = await self.call(
@@ -228,6 +235,21 @@ class Journey:
         await self.call("POST", f"/visits/{visit_id}/finish", self.doctor)
         self.log(self.doctor, "结束复诊", visit_id)
         return prescription_id
+
+    async def chat(self, visit_id: str) -> None:
+        """A few messages of the consult; the apps receive them over the chat WebSocket, the history keeps them."""
+        for role, text in CHAT:
+            await self.call(
+                "POST",
+                f"/visits/{visit_id}/messages",
+                self.patient if role == "patient" else self.doctor,
+                expected=201,
+                json={"body": text, "client_msg_id": str(uuid.uuid4())},
+            )
+        history = await self.call("GET", f"/visits/{visit_id}/messages", self.patient)
+        for message in history["items"][-len(CHAT) :]:
+            who = self.patient if message["sender_role"] == "patient" else self.doctor
+            self.log(who, "问诊消息", message["body"])
 
     async def review(self, prescription_id: str) -> None:
         queue = await self.call("GET", "/prescriptions", self.pharmacist, params={"stage": "awaiting_review"})
