@@ -10,8 +10,9 @@ from temporalio import activity
 
 from activities.adapters.notifier import Notifier
 from core.crypto.sm import FieldCipher
+from models.duty import ON_DUTY_PHARMACISTS
 from models.notify import Notice
-from models.tables import Doctor, Notification, Patient, Pharmacist, User
+from models.tables import Doctor, Notification, Patient, Pharmacist, PharmacistDuty, User
 
 # zh-CN texts per template. Params fill the `{name}` fields.
 TEMPLATES: dict[str, tuple[str, str]] = {
@@ -58,6 +59,11 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "替诊 {substituted} 位、取消未支付预约 {cancelled} 位。",
     ),
     "rx_to_review": ("待审处方", "有新的处方 {prescription_id} 等待审核。"),
+    "rx_to_review_forced": (
+        "待审处方（医生坚持原方）",
+        "处方 {prescription_id} 曾被药师退回（{flag}），医生未作修改并再次签名，理由：{justification}。"
+        "该处方将按强制生效特别记录，请审核。",
+    ),
     "rx_review_overdue": ("审方超时", "处方 {prescription_id} 已超过审方时限仍未审核。"),
     "rx_returned": ("处方被退回", "处方 {prescription_id} 被药师退回：{reason}。请修改后重新提交。"),
     "rx_approved": ("处方已审核", "您的处方已通过药师审核，请确认取药方式并支付。"),
@@ -67,6 +73,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "shipped": ("药品已发货", "您的药品已发出，运单号 {waybill_no}。"),
     "delivered": ("药品已送达", "您的药品已送达，请凭提货码签收。"),
     "signed": ("签收完成", "处方 {prescription_id} 的药品已签收。"),
+    "pharmacist_duty_gap": (
+        "无药师在岗",
+        "自 {since} 起没有药师签到在岗（审方时间 {hours}），在线处方无法及时审核，请尽快安排药师签到。",
+    ),
     "identity_verified": ("实名认证通过", "您的实名认证已通过。"),
     "identity_rejected": ("实名认证未通过", "实名认证未通过：{reason}。"),
     "reconciliation_mismatch": (
@@ -86,6 +96,11 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "reconciliation_failed": (
         "对账未能完成",
         "{channel} {date} 对账未能完成：{reason}。请核实后在对账管理中重新发起对账（批次 {run_id}）。",
+    ),
+    "gateway_illegal_access": (
+        "接口非法访问告警",
+        "接入应用 {app} 自 {time} 起一分钟内被网关拒绝的调用已达 {count} 次（最近一次：{code}）。"
+        "请核查其密钥与来源，必要时在接入应用管理中停用该应用。",
     ),
 }
 
@@ -107,7 +122,8 @@ class NoticeActivities:
         self._notifier = notifier
 
     async def _recipients(self, session: AsyncSession, user_ref: str) -> list[tuple[str, str | None]]:
-        """(user id, phone) for `patient:<id>`, `doctor:<id>`, `pharmacist:<id>` or `role:<role>`."""
+        """(user id, phone) for `patient:<id>`, `doctor:<id>`, `pharmacist:<id>`, `role:<role>`, or the pharmacists
+        signed in for duty now (`duty:pharmacist`)."""
         kind, _, ref = user_ref.partition(":")
         if kind == "patient":
             row = (
@@ -125,6 +141,15 @@ class NoticeActivities:
                 await session.execute(select(col(User.id)).where(col(User.role) == ref, col(User.disabled).is_(False)))
             ).scalars()
             return [(user_id, None) for user_id in users]
+        if user_ref == ON_DUTY_PHARMACISTS:
+            on_duty = (
+                await session.execute(
+                    select(col(Pharmacist.user_id))
+                    .join(PharmacistDuty, col(PharmacistDuty.pharmacist_id) == col(Pharmacist.id))
+                    .where(col(PharmacistDuty.ended_at).is_(None))
+                )
+            ).scalars()
+            return [(user_id, None) for user_id in on_duty]
         raise ValueError(f"unknown recipient {user_ref!r}")
 
     @activity.defn

@@ -17,13 +17,11 @@ from activities.rules.engine import RuleEngine
 from activities.signatures import Signatures
 from activities.visits import load_identity
 from core.crypto.sm import FieldCipher
-from models import idcard
 from models.prescription import (
-    CheckRequest,
     CheckResult,
     ConfirmPrescription,
     Finding,
-    PatientFacts,
+    ForcedThrough,
     PrescriptionDraft,
     PrescriptionInput,
     PrescriptionState,
@@ -35,7 +33,9 @@ from models.prescription import (
     verdict_for,
 )
 from models.signature import SignatureRecord
-from models.tables import Herb, Prescription
+from models.tables import AuditEvent, Doctor, Herb, Prescription
+
+FORCED_ACTION = "prescription.forced"
 
 
 class PrescriptionActivities:
@@ -59,22 +59,17 @@ class PrescriptionActivities:
         async with self._sessions() as session:
             identity = await load_identity(session, self._cipher, request.patient_id)
         draft = request.draft
-        facts = PatientFacts(
-            age_years=idcard.age_years(identity.id_card_no, date.today()),
-            sex=idcard.sex(identity.id_card_no),
-            pregnant=draft.pregnant,
-            allergies=draft.allergies,
-        )
-        result = self._engine.check(
-            CheckRequest(patient=facts, items=draft.items, doses=draft.doses, days=draft.days, online=True)
-        )
+        result = self._engine.check(draft.check_request(identity.id_card_no, date.today()))
         shortages = await self._pharmacy.check_stock(items=draft.items, doses=draft.doses)
         findings = list(result.findings) + [
             Finding(
                 code="STOCK_SHORT",
                 severity=Severity.BLOCK,
                 herbs=[short.herb],
-                message=f"{short.herb}库存不足：需要{short.needed_g:g}克，现有{short.available_g:g}克",
+                message=(
+                    f"{short.herb}库存不足：需要{short.needed_g:g}克，现有{short.available_g:g}克，"
+                    f"缺{short.needed_g - short.available_g:g}克"
+                ),
                 source="药房库存",
             )
             for short in shortages
@@ -132,6 +127,11 @@ class PrescriptionActivities:
             "bill_id": state.bill_id,
             "reviewed_by": state.pharmacist_signature.signer_id if state.pharmacist_signature else None,
             "review_reason": state.review_reason,
+            "submitted_at": state.submitted_at,
+            "claimed_by": state.claimed_by,
+            "claim_expires_at": state.claim_expires_at,
+            "forced": state.forced,
+            "forced_reason": state.forced_reason,
             "updated_at": datetime.now(UTC),
         }
         async with self._sessions() as session, session.begin():
@@ -142,6 +142,7 @@ class PrescriptionActivities:
                     visit_id=prescription.visit_id,
                     patient_id=prescription.patient_id,
                     doctor_id=prescription.doctor_id,
+                    renewed_from=prescription.renewed_from,
                     **values,
                 )
                 .on_conflict_do_update(index_elements=["id"], set_=values)
@@ -158,3 +159,32 @@ class PrescriptionActivities:
             row.address_enc = self._cipher.encrypt("address", confirmation.address)
             row.recipient_enc = self._cipher.encrypt("name", confirmation.recipient)
             row.phone_enc = self._cipher.encrypt("phone", confirmation.phone)
+
+    @activity.defn
+    async def record_forced(self, forced: ForcedThrough) -> None:
+        """The special record 8.3.1.4 asks for: an audit row per forced re-signing, written once however often the
+        step is retried (the prescription's row lock keeps a retry from racing a slow first attempt)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                select(col(Prescription.id)).where(col(Prescription.id) == forced.prescription_id).with_for_update()
+            )
+            recorded = await session.scalar(
+                select(col(AuditEvent.id)).where(
+                    col(AuditEvent.action) == FORCED_ACTION,
+                    col(AuditEvent.subject_id) == forced.prescription_id,
+                    col(AuditEvent.detail)["count"].astext == str(forced.count),
+                )
+            )
+            if recorded is not None:
+                return
+            doctor_user = await session.scalar(select(col(Doctor.user_id)).where(col(Doctor.id) == forced.doctor_id))
+            session.add(
+                AuditEvent(
+                    actor_user_id=doctor_user,
+                    action=FORCED_ACTION,
+                    subject_type="prescription",
+                    subject_id=forced.prescription_id,
+                    reason=forced.justification,
+                    detail={"revision": forced.revision, "count": forced.count, "returned_by": forced.returned_by},
+                )
+            )

@@ -1,6 +1,8 @@
 """Who is calling: opaque bearer tokens, checked against `access_tokens` on every request.
 
-Nothing about a token is cached between requests, so a logout or a disabled account takes effect at once.
+Nothing about a token is cached between requests, so a logout, a disabled account or an idle timeout takes effect at
+once. A token carries when its sign-in happened (`auth_time`, for actions that want a recent one) and its scope: staff
+who must use a second factor and have none yet hold a token that can only enrol one.
 """
 
 from __future__ import annotations
@@ -8,23 +10,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Annotated
 
 import asyncpg
 import structlog
-from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.deps import ContextDep
+from api.deps import ContextDep, SettingsDep
 from api.errors import Problem
-from core.passwords import hash_password, new_token, token_digest, verify_password
+from core.passwords import new_token, token_digest
+from core.settings import Settings
 from models.common import Role
-from models.tables import AccessToken, User
+from models.tables import AccessToken
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -37,6 +38,11 @@ ROLE_NAMES = {
 }
 # Roles whose users have a profile row (patients/doctors/pharmacists.user_id); its id is the actor's `ref`.
 _PROFILE_ROLES = frozenset({Role.PATIENT, Role.DOCTOR, Role.PHARMACIST})
+STAFF_ROLES = frozenset({Role.DOCTOR, Role.PHARMACIST, Role.ADMIN, Role.FINANCE})
+
+FULL_SCOPE = "full"
+# The token of a staff member who must use a second factor and has none: it reaches only the enrolment endpoints.
+ENROLMENT_SCOPE = "mfa_enrolment"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,10 @@ class Actor:
     display_name: str
     # The patient, doctor or pharmacist id of this user; None for admin and finance.
     ref: str | None
+    # When this session's credentials were checked.
+    auth_time: datetime
+    # True while the token may only enrol a second factor.
+    enrolment_only: bool
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -62,30 +72,59 @@ async def bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
     return token
 
 
-# One statement on every authenticated request, so it runs on the raw pool (see `core.db.make_pool`).
+# One statement on every authenticated request, so it runs on the raw pool (see `core.db.make_pool`). It also
+# refreshes `last_used_at`, but at most once a minute per token, so a busy client does not rewrite its token row on
+# every call; concurrent requests of one token skip the row another is refreshing instead of queueing behind it. The
+# idle limit ($2 for staff, $3 for patients, in seconds) is therefore exact to within that minute.
 _LIVE_TOKEN = """
-    SELECT u.id, u.role, u.display_name, p.id AS patient_id, d.id AS doctor_id, ph.id AS pharmacist_id
-      FROM access_tokens t
-      JOIN users u ON u.id = t.user_id
-      LEFT JOIN patients p ON p.user_id = u.id
-      LEFT JOIN doctors d ON d.user_id = u.id
-      LEFT JOIN pharmacists ph ON ph.user_id = u.id
-     WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled
+    WITH live AS (
+        SELECT u.id, u.role, u.display_name, t.auth_time, t.scope, t.mfa_method,
+               p.id AS patient_id, d.id AS doctor_id, ph.id AS pharmacist_id
+          FROM access_tokens t
+          JOIN users u ON u.id = t.user_id
+          LEFT JOIN patients p ON p.user_id = u.id
+          LEFT JOIN doctors d ON d.user_id = u.id
+          LEFT JOIN pharmacists ph ON ph.user_id = u.id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled
+           AND t.last_used_at > now()
+               - make_interval(secs => CASE WHEN u.role = 'patient' THEN $3::float8 ELSE $2::float8 END)
+    ), touched AS (
+        UPDATE access_tokens SET last_used_at = now()
+         WHERE token_hash IN (
+               SELECT token_hash FROM access_tokens
+                WHERE token_hash = $1 AND last_used_at < now() - interval '1 minute' AND EXISTS (SELECT FROM live)
+                  FOR UPDATE SKIP LOCKED)
+    )
+    SELECT * FROM live
 """
 
 
-async def load_actor(pg: asyncpg.Pool, digest: str) -> Actor | None:
-    """The actor behind a live token: not expired, not revoked, account not disabled."""
-    row = await pg.fetchrow(_LIVE_TOKEN, digest)
+async def load_actor(pg: asyncpg.Pool, digest: str, settings: Settings) -> Actor | None:
+    """The actor behind a live token: not expired, not idle too long, not revoked, account not disabled."""
+    row = await pg.fetchrow(
+        _LIVE_TOKEN, digest, float(settings.session_idle_staff_s), float(settings.session_idle_patient_s)
+    )
     if row is None:
         return None
     role = Role(row["role"])
     ref = {Role.PATIENT: row["patient_id"], Role.DOCTOR: row["doctor_id"], Role.PHARMACIST: row["pharmacist_id"]}
-    return Actor(user_id=row["id"], role=role, display_name=row["display_name"], ref=ref.get(role))
+    # A full token issued without a second factor before the requirement was switched on is held to it too.
+    enrolment_only = row["scope"] == ENROLMENT_SCOPE or (
+        settings.mfa_required_for_staff and role in STAFF_ROLES and row["mfa_method"] is None
+    )
+    return Actor(
+        user_id=row["id"],
+        role=role,
+        display_name=row["display_name"],
+        ref=ref.get(role),
+        auth_time=row["auth_time"],
+        enrolment_only=enrolment_only,
+    )
 
 
-async def current_actor(request: Request, ctx: ContextDep, token: Annotated[str, Depends(bearer_token)]) -> Actor:
-    actor = await load_actor(ctx.pg, token_digest(token))
+async def session_actor(request: Request, ctx: ContextDep, token: Annotated[str, Depends(bearer_token)]) -> Actor:
+    """The caller, whatever their token's scope: for logging out and enrolling a second factor."""
+    actor = await load_actor(ctx.pg, token_digest(token), ctx.settings)
     if actor is None:
         raise _unauthorized("登录已过期或已退出，请重新登录。")
     # For the access log line and every log line of this request.
@@ -94,7 +133,47 @@ async def current_actor(request: Request, ctx: ContextDep, token: Annotated[str,
     return actor
 
 
+async def current_actor(actor: Annotated[Actor, Depends(session_actor)]) -> Actor:
+    if actor.enrolment_only:
+        raise Problem(
+            403,
+            "MFA_ENROLMENT_REQUIRED",
+            "请先绑定第二重身份验证",
+            "工作人员账号须启用双因素认证：请先绑定验证器应用或短信验证，再使用其他功能。",
+        )
+    return actor
+
+
 ActorDep = Annotated[Actor, Depends(current_actor)]
+EnrollingActorDep = Annotated[Actor, Depends(session_actor)]
+
+
+def _require_recent(actor: Actor, settings: Settings) -> Actor:
+    """401 REAUTH_REQUIRED unless the session's sign-in is at most `reauth_max_age_s` old."""
+    if datetime.now(UTC) - actor.auth_time > timedelta(seconds=settings.reauth_max_age_s):
+        minutes = max(1, settings.reauth_max_age_s // 60)
+        raise Problem(
+            401,
+            "REAUTH_REQUIRED",
+            "需要重新验证身份",
+            f"该操作须在登录后 {minutes} 分钟内进行，请重新登录后再试。",
+            headers={"WWW-Authenticate": "Bearer"},
+            max_age=settings.reauth_max_age_s,
+        )
+    return actor
+
+
+async def recent_actor(actor: ActorDep, settings: SettingsDep) -> Actor:
+    return _require_recent(actor, settings)
+
+
+async def recent_enrolling_actor(actor: EnrollingActorDep, settings: SettingsDep) -> Actor:
+    return _require_recent(actor, settings)
+
+
+# For sensitive actions (9.3.1.2.4): password change, permission changes; and second-factor enrolment.
+RecentActorDep = Annotated[Actor, Depends(recent_actor)]
+RecentEnrollingActorDep = Annotated[Actor, Depends(recent_enrolling_actor)]
 
 
 def require_roles(*roles: Role) -> Callable[[Actor], Awaitable[Actor]]:
@@ -122,27 +201,10 @@ AdminDep = Annotated[Actor, Depends(require_roles(Role.ADMIN))]
 FinanceDep = Annotated[Actor, Depends(require_roles(Role.FINANCE))]
 
 
-@cache
-def _decoy_hash() -> str:
-    return hash_password("qihuang-decoy-password")
-
-
-async def authenticate(session: AsyncSession, username: str, password: str) -> User:
-    """The user with these credentials; 401 INVALID_CREDENTIALS alike for an unknown user and a wrong password."""
-    user = (await session.execute(select(User).where(col(User.username) == username))).scalar_one_or_none()
-    # An unknown user still costs one scrypt, so timing does not tell which usernames exist.
-    stored = user.password_hash if user is not None else _decoy_hash()
-    # scrypt is CPU-bound: keep it off the event loop.
-    matches = await to_thread.run_sync(verify_password, password, stored)
-    if user is None or not matches:
-        raise Problem(401, "INVALID_CREDENTIALS", "用户名或密码错误", "请检查用户名和密码后重试。")
-    if user.disabled:
-        raise Problem(403, "ACCOUNT_DISABLED", "账号已停用", "该账号已停用，如有疑问请联系医院。")
-    return user
-
-
-async def issue_token(session: AsyncSession, user_id: str, ttl_seconds: int) -> str:
-    """A new opaque token; only its digest is stored."""
+async def issue_token(
+    session: AsyncSession, user_id: str, ttl_seconds: int, *, scope: str = FULL_SCOPE, mfa_method: str | None = None
+) -> str:
+    """A new opaque token; only its digest is stored. Commits the session, with whatever the caller added to it."""
     token = new_token()
     now = datetime.now(UTC)
     session.add(
@@ -151,6 +213,10 @@ async def issue_token(session: AsyncSession, user_id: str, ttl_seconds: int) -> 
             user_id=user_id,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
+            last_used_at=now,
+            auth_time=now,
+            scope=scope,
+            mfa_method=mfa_method,
         )
     )
     await session.commit()

@@ -12,11 +12,15 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from activities.adapters.registry import load_adapters
+from api import metrics
 from api.context import AppContext
 from api.errors import install_error_handlers
+from api.gateway.middleware import IntegrationGateway
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.routers import (
+    admin_access,
+    admin_audit,
     admin_doctors,
     auth,
     bills,
@@ -26,11 +30,16 @@ from api.routers import (
     consent_documents,
     consult,
     health,
+    integration,
+    integration_apps,
     me,
+    mfa,
     notifications,
+    pharmacists,
     prescriptions,
     reconciliation,
     records,
+    renewals,
     revisits,
     sandbox,
     schedule_changes,
@@ -62,11 +71,14 @@ _DESCRIPTION = """\
 _ROUTERS = (
     health.router,
     auth.router,
+    mfa.router,
     me.router,
     consent_documents.router,
     catalogue.router,
     schedules.router,
     admin_doctors.router,
+    admin_access.router,
+    admin_audit.router,
     notifications.router,
     revisits.router,
     visits.router,
@@ -74,11 +86,15 @@ _ROUTERS = (
     schedule_changes.router,
     booking_blocks.router,
     prescriptions.router,
+    renewals.router,
+    pharmacists.router,
     bills.router,
     reconciliation.router,
     callbacks.router,
     temporal_codec.router,
     consult.router,
+    integration_apps.router,
+    integration.router,
 )
 
 
@@ -121,13 +137,17 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         redoc_url=None,
         lifespan=lifespan,
     )
-    # The last added runs first: the request id and access log wrap everything, including a 413.
+    # The last added runs first: the request id and access log wrap everything, including a 413. The gateway checks
+    # integration calls before routing, on a body already held to the size limit.
+    app.add_middleware(IntegrationGateway)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES, larger=consult.LARGE_BODIES)
+    app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     install_openapi(app)
     for router in _ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(metrics.router)
     # The simulators exist only where the sandbox payment channel and courier are in use (dev, tests, demo).
     configured = settings or get_settings()
     if configured.adapter_payment == "sandbox" or configured.adapter_courier == "sandbox":

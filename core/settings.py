@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from typing import Any
 
@@ -48,17 +49,45 @@ class Settings(BaseSettings):
     # has no login to pass one. Refused in production.
     temporal_codec_open_loopback: bool = False
 
+    # Absolute lifetime of a sign-in: its token is refused after this however busy it is.
     token_ttl_seconds: int = 8 * 3600
+
+    # --- Sign-in security (9.3.1.2.2–9.3.1.2.5) ------------------------------------------------------------------
+    # A token unused for this long is refused (9.3.1.2.4): staff sit at shared hospital desks, patients on their phones.
+    session_idle_staff_s: int = Field(default=30 * 60, gt=0)
+    session_idle_patient_s: int = Field(default=4 * 3600, gt=0)
+    # Password changes, second-factor enrolment and permission changes need a sign-in at most this old.
+    reauth_max_age_s: int = Field(default=5 * 60, gt=0)
+    # `login_max_failures` failed sign-ins of one login name within `login_failure_window_s` lock it for
+    # `login_lock_s`; counted in PostgreSQL, so every API process sees the same count.
+    login_max_failures: int = Field(default=5, gt=0)
+    login_failure_window_s: int = Field(default=15 * 60, gt=0)
+    login_lock_s: int = Field(default=30 * 60, gt=0)
+    # Staff (doctors, pharmacists, admins, finance) must sign in with a second factor; one who has none yet gets a
+    # token that can only enrol one.
+    mfa_required_for_staff: bool = False
+    # How long a sign-in may wait for its second factor, and an SMS code stays valid.
+    mfa_challenge_ttl_s: int = Field(default=5 * 60, gt=0)
 
     # Business windows, in seconds. Hospitals configure these; dev shortens them so the demo can show them.
     registration_pay_window_s: int = 15 * 60
     prescription_pay_window_s: int = 24 * 3600
     doctor_accept_window_s: int = 30 * 60
     review_sla_s: int = 30 * 60
+    # How long a pharmacist's claim on a prescription in the review queue keeps other pharmacists off it.
+    review_claim_ttl_s: int = Field(default=15 * 60, gt=0, le=24 * 3600)
     delivery_sla_s: int = 72 * 3600
     revisit_window_days: int = Field(default=180, gt=0)
     revisit_eligibility_days: int = Field(default=90, gt=0)
     pickup_code_attempts: int = 5
+    # 8.3.1.1: business hours (Beijing time, on these ISO weekdays, 1 = Monday) need a pharmacist signed in for duty.
+    # The duty check runs every `pharmacist_duty_check_every_s` and alerts the admins once per gap that has lasted
+    # `pharmacist_duty_grace_s` (a short hand-over between pharmacists raises none).
+    pharmacist_duty_opens: time = time(8, 0)
+    pharmacist_duty_closes: time = time(18, 0)
+    pharmacist_duty_weekdays: list[int] = [1, 2, 3, 4, 5, 6, 7]
+    pharmacist_duty_check_every_s: int = Field(default=5 * 60, gt=0)
+    pharmacist_duty_grace_s: int = Field(default=10 * 60, ge=0)
     # After a doctor's leave (停诊) patients choose rebooking or a refund within this window, else they are refunded.
     leave_choice_window_s: int = Field(default=24 * 3600, gt=0)
     # 8.6.8: `no_show_limit` no-shows within `no_show_window_days` block booking for `no_show_block_days`.
@@ -156,6 +185,27 @@ class Settings(BaseSettings):
     alipay_notify_window_s: int = Field(default=900, gt=0)
     alipay_timeout_s: float = Field(default=10.0, gt=0)
     # --- end Alipay -------------------------------------------------------------------------------------------------
+
+    # --- Integration gateway (8.5.8): partner systems calling /api/v1/integration/ with SM2-signed requests -------
+    # A request whose X-Timestamp is further than this from our clock is refused; its nonce is kept this long.
+    gateway_timestamp_window_s: int = Field(default=300, gt=0)
+    # Refused calls per application per minute (callers naming no known app share one count): the first
+    # `gateway_audit_per_minute` are audited and logged, so an attack cannot flood the audit table, and reaching
+    # `gateway_alert_threshold` notifies the admins once for that minute.
+    gateway_audit_per_minute: int = Field(default=20, ge=0)
+    gateway_alert_threshold: int = Field(default=10, gt=0)
+    # Circuit breakers (api/resilience.py): consecutive failures of a dependency that open its breaker, how long it
+    # stays open before one probe is let through, and how long a call may take before it counts as a failure.
+    gateway_breaker_failures: int = Field(default=5, gt=0)
+    gateway_breaker_reset_s: float = Field(default=30.0, gt=0)
+    gateway_dependency_timeout_s: float = Field(default=5.0, gt=0)
+    # GET /metrics wants `Authorization: Bearer <metrics_token>` when set; empty leaves it open, for a deployment that
+    # keeps /metrics off the public load balancer.
+    metrics_token: str = ""
+    # Set (to an empty directory shared by the API processes of one host) when several worker processes serve the
+    # API: each process then writes its metrics there and /metrics sums them (prometheus_client's multiprocess mode).
+    prometheus_multiproc_dir: str = Field(default="", validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    # --- end integration gateway ----------------------------------------------------------------------------------
 
     # How documents the hospital issues (medical records, invoices) name it.
     hospital_name: str = "岐黄中医互联网医院"

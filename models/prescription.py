@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from core.crypto.sm import sm3_hex
+from models import idcard
 from models.common import Fen
 from models.signature import SignatureRecord, canonical_json
 
@@ -90,6 +91,16 @@ class PrescriptionDraft(BaseModel):
     pregnant: bool = False
     allergies: list[str] = Field(default=[], max_length=50)
 
+    def check_request(self, id_card_no: str, today: date) -> CheckRequest:
+        """What the rule engine checks: this draft for the patient as the ID card and the form describe them today."""
+        facts = PatientFacts(
+            age_years=idcard.age_years(id_card_no, today),
+            sex=idcard.sex(id_card_no),
+            pregnant=self.pregnant,
+            allergies=self.allergies,
+        )
+        return CheckRequest(patient=facts, items=self.items, doses=self.doses, days=self.days, online=True)
+
 
 class RxStage(StrEnum):
     DRAFT = "draft"
@@ -117,6 +128,8 @@ class PrescriptionInput(BaseModel):
     review_sla_s: int
     pay_window_s: int
     delivery_sla_s: int
+    # 续方: the earlier prescription whose items this one repeats.
+    renewed_from: str | None = None
 
 
 class RxCheckRequest(BaseModel):
@@ -140,7 +153,8 @@ class PricedLine(BaseModel):
 
 class SignPrescription(BaseModel):
     doctor_id: str
-    # Needed when a finding asks for a second signature (超量/十八反…): the written reason.
+    # Needed when a finding asks for a second signature (超量/十八反…): the written reason. Signing a prescription
+    # the pharmacist returned, unchanged, needs it too: the doctor's justification for forcing it through (8.3.1.4).
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -153,6 +167,26 @@ class ReviewPrescription(BaseModel):
     pharmacist_id: str
     approve: bool
     reason: str = Field(default="", max_length=500)
+
+
+class ClaimReview(BaseModel):
+    """A pharmacist takes a prescription off the shared queue for `ttl_s`, so no one else reviews it meanwhile."""
+
+    pharmacist_id: str
+    ttl_s: int = Field(gt=0, le=24 * 3600)
+
+
+class ForcedThrough(BaseModel):
+    """Activity input: the doctor re-signed a returned prescription unchanged, with a justification (8.3.1.4)."""
+
+    prescription_id: str
+    revision: int
+    # Which forced re-signing of the prescription this is (1, 2, …): keys the audit row, so a retry writes it once.
+    count: int
+    doctor_id: str
+    justification: str
+    returned_by: str | None
+    return_reason: str | None
 
 
 class ConfirmPrescription(BaseModel):
@@ -186,7 +220,19 @@ class PrescriptionState(BaseModel):
     check: CheckResult | None = None
     doctor_signatures: list[SignatureRecord] = []
     pharmacist_signature: SignatureRecord | None = None
+    # The pharmacist's reason for the last return, and who returned it.
     review_reason: str | None = None
+    returned_by: str | None = None
+    # When the version under review was signed: the review queue orders by it and the SLA counts from it.
+    submitted_at: datetime | None = None
+    # Signed again unchanged over the pharmacist's return, with the doctor's justification (8.3.1.4); cleared by a
+    # revision. `forced_count` counts every such re-signing of the prescription.
+    forced: bool = False
+    forced_reason: str | None = None
+    forced_count: int = 0
+    # The pharmacist reviewing it now (a claim on the shared queue) and until when the claim holds.
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = None
     total_fen: Fen | None = None
     pickup: PickupMethod | None = None
     bill_id: str | None = None

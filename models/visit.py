@@ -168,6 +168,8 @@ class Prescribe(BaseModel):
     doctor_id: str
     prescription_id: str
     draft: PrescriptionDraft
+    # 续方: the earlier prescription of this patient whose items the draft repeats.
+    renewed_from: str | None = None
 
 
 class FinishVisit(BaseModel):

@@ -6,6 +6,7 @@ Operators pause, trigger and backfill them in the Temporal UI; re-applying keeps
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import structlog
 from temporalio.client import (
@@ -25,7 +26,10 @@ from temporalio.client import (
 
 from core.reconciliation import CATCHUP_WINDOW, DAILY_AT, reconciliation_channels
 from core.settings import Settings
+from models.duty import DutyCheckInput
 from models.reconciliation import DailyReconcileInput
+from workflows.duty import SCHEDULE_ID as DUTY_SCHEDULE_ID
+from workflows.duty import duty_check_schedule
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.ledger import tree_head_schedule
 from workflows.reconciliation import CHANNEL_NAMES, DailyReconciliationWorkflow, daily_schedule_id
@@ -54,12 +58,21 @@ def daily_reconciliation(channel: str, task_queue: str) -> Schedule:
 
 
 def platform_schedules(settings: Settings) -> dict[str, Schedule]:
-    """Every schedule by id: each channel's daily reconciliation and the evidence ledger's tree heads."""
+    """Every schedule by id: each channel's daily reconciliation, the evidence ledger's tree heads and the pharmacist
+    duty check."""
     schedules = {
         daily_schedule_id(channel): daily_reconciliation(channel, settings.task_queue)
         for channel in reconciliation_channels(settings)
     }
     schedules[LEDGER_SCHEDULE_ID] = tree_head_schedule(settings.task_queue)
+    duty_hours = DutyCheckInput(
+        opens=settings.pharmacist_duty_opens,
+        closes=settings.pharmacist_duty_closes,
+        weekdays=settings.pharmacist_duty_weekdays,
+        grace_s=settings.pharmacist_duty_grace_s,
+    )
+    every = timedelta(seconds=settings.pharmacist_duty_check_every_s)
+    schedules[DUTY_SCHEDULE_ID] = duty_check_schedule(settings.task_queue, duty_hours, every)
     return schedules
 
 

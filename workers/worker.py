@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from activities.adapters.registry import Adapters, load_adapters
 from activities.billing import BillingActivities
+from activities.duty import DutyActivities
 from activities.fulfilment import FulfilmentActivities
 from activities.identity import IdentityActivities
 from activities.insurance_book import NoInsuranceSettlements, standing_groups
@@ -42,7 +43,9 @@ from core.temporal import connect
 from workers.interceptors import LogContextInterceptor
 from workers.schedules import apply_schedules
 from workflows.bill import BillWorkflow
+from workflows.duty import PharmacistDutyCheckWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
+from workflows.gateway_alert import GatewayAlertWorkflow
 from workflows.identity import IdentityVerificationWorkflow
 from workflows.ledger import LedgerTreeHeadWorkflow
 from workflows.prescription import PrescriptionWorkflow
@@ -56,8 +59,10 @@ WORKFLOWS: Sequence[type] = (
     BillWorkflow,
     DailyReconciliationWorkflow,
     FulfilmentWorkflow,
+    GatewayAlertWorkflow,
     IdentityVerificationWorkflow,
     LedgerTreeHeadWorkflow,
+    PharmacistDutyCheckWorkflow,
     PrescriptionWorkflow,
     ReconciliationWorkflow,
     RefundWorkflow,
@@ -93,6 +98,7 @@ def build_activities(
     identity = IdentityActivities(sessions, cipher, adapters.realname)
     notices = NoticeActivities(sessions, cipher, adapters.notifier)
     schedule_changes = ScheduleChangeActivities(sessions)
+    duty = DutyActivities(sessions)
     reconciliation = ReconciliationActivities(
         sessions,
         {adapters.payment.name: adapters.payment},
@@ -116,6 +122,8 @@ def build_activities(
             prescriptions.sign_prescription,
             prescriptions.record_prescription,
             prescriptions.save_delivery_details,
+            prescriptions.record_forced,
+            duty.duty_status,
             fulfilment.issue_pickup_code,
             fulfilment.verify_pickup_code,
             fulfilment.record_fulfilment,

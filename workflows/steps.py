@@ -53,11 +53,15 @@ class Notices:
         self._pending: list[Any] = []
 
     def send(self, key: str, user_ref: str, template: str, **params: str) -> None:
-        notice = Notice(key=f"{workflow.info().workflow_id}:{key}", user_ref=user_ref, template=template, params=params)
+        self.send_once(f"{workflow.info().workflow_id}:{key}", user_ref, template, **params)
+
+    def send_once(self, key: str, user_ref: str, template: str, **params: str) -> None:
+        """A notice that several executions may reach, each with its own workflow id (a Schedule's runs): `key`
+        alone names it, so whichever run gets there first sends it and the others find it sent."""
         self._pending.append(
             workflow.start_activity_method(
                 NoticeActivities.send_notice,
-                notice,
+                Notice(key=key, user_ref=user_ref, template=template, params=params),
                 task_queue=integration_queue(),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=INTEGRATION_RETRY,

@@ -629,6 +629,7 @@ class VisitWorkflow:
             review_sla_s=visit.review_sla_s,
             pay_window_s=visit.rx_pay_window_s,
             delivery_sla_s=visit.delivery_sla_s,
+            renewed_from=request.renewed_from,
         )
         self._state.prescription_ids.append(request.prescription_id)
         # Listed before the update answers, so the doctor can open it at once; its own flow keeps the row current.

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 
-from api.auth import AdminDep
+from api.auth import Actor
 from api.deps import SessionDep
 from api.errors import problem_responses
+from api.permissions import require_permission
 from api.queries import catalogue
 from api.schemas.catalogue import DoctorOut
 from api.schemas.doctors import DoctorPatch
 from api.services.audit import audit
 from api.services.doctors import update_doctor
+from models.permissions import Permission
 
 router = APIRouter(prefix="/admin/doctors", tags=["doctors"])
 
@@ -28,7 +30,7 @@ async def edit_doctor(
     doctor_id: Annotated[str, Path(max_length=40)],
     body: DoctorPatch,
     request: Request,
-    actor: AdminDep,
+    actor: Annotated[Actor, Depends(require_permission(Permission.DOCTOR_MANAGE))],
     session: SessionDep,
 ) -> DoctorOut:
     """Title, specialties, introduction, photo (null removes it), service types with a fee each, active flag.

@@ -58,7 +58,7 @@ async def list_bills(
     actor: ActorDep,
     session: SessionDep,
     limit: int = Query(default=50, ge=1, le=200),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[BillOut]:
     query = select(Bill).order_by(col(Bill.created_at).desc()).limit(limit).offset(offset)
     if actor.role is Role.PATIENT:

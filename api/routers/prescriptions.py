@@ -3,17 +3,18 @@ then dispensing and sign-off. Each step is an update to the prescription's (or i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import col
 
 from activities.rules.engine import RuleEngine, default_engine
 from api.auth import ActorDep, DoctorDep, PatientDep, PharmacistDep
-from api.deps import CipherDep, ContextDep, SessionDep, TemporalDep
+from api.deps import CipherDep, ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import Problem, problem_responses
+from api.services import duty
 from api.services.access import visible_prescription
 from api.services.audit import audit
 from api.services.prescription_signatures import SignatureCheck, check_signatures
@@ -23,6 +24,7 @@ from models.fulfilment import DispenseCheck, FulfilmentState, SignOff, SignOffRe
 from models.prescription import (
     CheckRequest,
     CheckResult,
+    ClaimReview,
     ConfirmPrescription,
     PickupMethod,
     PrescriptionDraft,
@@ -53,6 +55,15 @@ class PrescriptionSummary(BaseModel):
     pickup: str | None
     created_at: datetime
     updated_at: datetime
+    renewed_from: str | None = Field(default=None, description="续方：所续的原处方")
+    submitted_at: datetime | None = Field(default=None, description="医生签名提交审方的时间")
+    waiting_s: int | None = Field(default=None, description="待审处方已等待审核的秒数")
+    overdue: bool = Field(default=False, description="待审处方已超过审方时限")
+    review_reason: str | None = Field(default=None, description="药师最近一次退回的理由")
+    forced: bool = Field(default=False, description="药师退回后医生未修改而坚持签名（强制生效，特别记录）")
+    forced_reason: str | None = Field(default=None, description="医生坚持原处方的理由")
+    claimed_by: str | None = Field(default=None, description="正在审核该处方的药师（认领有效期内）")
+    claim_expires_at: datetime | None = None
 
 
 class PrescriptionDetail(BaseModel):
@@ -104,7 +115,11 @@ async def check(body: CheckRequest, actor: ActorDep) -> CheckResult:
     return default_engine().check(body)
 
 
-def _summary(row: Prescription) -> PrescriptionSummary:
+def _summary(row: Prescription, now: datetime, review_sla_s: int) -> PrescriptionSummary:
+    waiting_s = None
+    if row.stage == RxStage.AWAITING_REVIEW.value:
+        waiting_s = max(0, int((now - (row.submitted_at or row.updated_at)).total_seconds()))
+    claimed = row.claim_expires_at is not None and row.claim_expires_at > now
     return PrescriptionSummary(
         prescription_id=row.id,
         visit_id=row.visit_id,
@@ -117,6 +132,15 @@ def _summary(row: Prescription) -> PrescriptionSummary:
         pickup=row.pickup,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        renewed_from=row.renewed_from,
+        submitted_at=row.submitted_at,
+        waiting_s=waiting_s,
+        overdue=waiting_s is not None and waiting_s > review_sla_s,
+        review_reason=row.review_reason,
+        forced=row.forced,
+        forced_reason=row.forced_reason,
+        claimed_by=row.claimed_by if claimed else None,
+        claim_expires_at=row.claim_expires_at if claimed else None,
     )
 
 
@@ -124,12 +148,20 @@ def _summary(row: Prescription) -> PrescriptionSummary:
 async def list_prescriptions(
     actor: ActorDep,
     session: SessionDep,
+    settings: SettingsDep,
     stage: RxStage | None = Query(default=None, description="药师的待审队列用 awaiting_review"),
     limit: int = Query(default=50, ge=1, le=200),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[PrescriptionSummary]:
-    """Patients and doctors see their own; pharmacists and admins see all (the review queue)."""
-    query = select(Prescription).order_by(col(Prescription.created_at).desc()).limit(limit).offset(offset)
+    """Patients and doctors see their own; pharmacists and admins see all (the review queue). Newest first; the
+    review queue (`stage=awaiting_review`) longest waiting first, each with its waiting time and `overdue` once past
+    the review SLA."""
+    if stage is RxStage.AWAITING_REVIEW:
+        waiting_since = func.coalesce(col(Prescription.submitted_at), col(Prescription.updated_at))
+        query = select(Prescription).order_by(waiting_since, col(Prescription.id))
+    else:
+        query = select(Prescription).order_by(col(Prescription.created_at).desc())
+    query = query.limit(limit).offset(offset)
     if actor.role is Role.PATIENT:
         query = query.where(col(Prescription.patient_id) == actor.ref)
     elif actor.role is Role.DOCTOR:
@@ -138,14 +170,15 @@ async def list_prescriptions(
         return []
     if stage is not None:
         query = query.where(col(Prescription.stage) == stage.value)
-    return [_summary(row) for row in (await session.execute(query)).scalars()]
+    now = datetime.now(UTC)
+    return [_summary(row, now, settings.review_sla_s) for row in (await session.execute(query)).scalars()]
 
 
 @router.get(
     "/{prescription_id}", response_model=PrescriptionDetail, responses=problem_responses(401, 404), summary="处方详情"
 )
 async def get_prescription(
-    prescription_id: str, actor: ActorDep, session: SessionDep, temporal: TemporalDep
+    prescription_id: str, actor: ActorDep, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
 ) -> PrescriptionDetail:
     row = await visible_prescription(session, actor, prescription_id)
     state = await workflow_call(
@@ -159,7 +192,10 @@ async def get_prescription(
             if missing.status != 404:
                 raise  # the fulfilment flow starts just after the payment: until then there is none to show
     return PrescriptionDetail(
-        summary=_summary(row), draft=PrescriptionDraft.model_validate(row.draft), state=state, fulfilment=fulfilment
+        summary=_summary(row, datetime.now(UTC), settings.review_sla_s),
+        draft=PrescriptionDraft.model_validate(row.draft),
+        state=state,
+        fulfilment=fulfilment,
     )
 
 
@@ -176,7 +212,11 @@ def _rx(temporal: TemporalDep, prescription_id: str):
 async def sign(
     prescription_id: str, body: SignIn, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
 ) -> PrescriptionState:
-    """409 `RX_BLOCKED` when the rule check blocks it; `RX_REASON_REQUIRED` when a finding needs a second signature."""
+    """The rule check (with the pharmacy's stock) runs again first. 409 `RX_BLOCKED` when it blocks, naming what
+    (e.g. each herb short and by how much); `RX_REASON_REQUIRED` when a finding needs a second signature.
+
+    A prescription the pharmacist returned may be signed again unchanged, with `reason` as the doctor's justification
+    (else 409 `RX_JUSTIFICATION_REQUIRED`): it goes back to review marked `forced` and is specially recorded."""
     await visible_prescription(session, actor, prescription_id)
     return await workflow_call(
         _rx(temporal, prescription_id).execute_update(
@@ -203,6 +243,29 @@ async def revise(
 
 
 @router.post(
+    "/{prescription_id}/review/claim",
+    response_model=PrescriptionState,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="认领待审处方",
+)
+async def claim_review(
+    prescription_id: str, actor: PharmacistDep, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
+) -> PrescriptionState:
+    """Takes the prescription off the shared queue for `review_claim_ttl_s`, so no other pharmacist reviews it
+    meanwhile; claiming it again extends the claim. 409 `NOT_ON_DUTY` before signing in for duty, `RX_CLAIMED` while
+    another pharmacist's claim holds."""
+    await visible_prescription(session, actor, prescription_id)
+    if await duty.open_period(session, actor.ref or "") is None:
+        raise Problem(409, "NOT_ON_DUTY", "尚未签到上岗", "请先签到上岗，再认领待审处方")
+    return await workflow_call(
+        _rx(temporal, prescription_id).execute_update(
+            PrescriptionWorkflow.claim_review,
+            ClaimReview(pharmacist_id=actor.ref or "", ttl_s=settings.review_claim_ttl_s),
+        )
+    )
+
+
+@router.post(
     "/{prescription_id}/review",
     response_model=PrescriptionState,
     responses=problem_responses(401, 403, 404, 409),
@@ -211,7 +274,8 @@ async def revise(
 async def review(
     prescription_id: str, body: ReviewIn, actor: PharmacistDep, session: SessionDep, temporal: TemporalDep
 ) -> PrescriptionState:
-    """Approve (the pharmacist's signature makes the prescription valid) or reject with a reason back to the doctor."""
+    """Approve (the pharmacist's signature makes the prescription valid) or reject with a reason back to the doctor.
+    409 `RX_CLAIMED` while another pharmacist's claim holds."""
     await visible_prescription(session, actor, prescription_id)
     return await workflow_call(
         _rx(temporal, prescription_id).execute_update(

@@ -50,7 +50,7 @@ async def list_records(
     actor: ActorDep,
     session: SessionDep,
     limit: int = Query(default=50, ge=1, le=200),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[RecordSummary]:
     """Patients see their own records, doctors the ones they wrote, admins all; newest first."""
     query = select(MedicalRecord).order_by(col(MedicalRecord.written_at).desc()).limit(limit).offset(offset)

@@ -28,7 +28,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from api.auth import TOKEN_URL, Actor, bearer_token, current_actor, require_roles
+from api.auth import TOKEN_URL, Actor, bearer_token, current_actor, require_roles, session_actor
 from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import Problem, problem_responses
 from api.services.audit import audit
@@ -86,7 +86,7 @@ async def codec_operator(
     """The admin calling; None for a tokenless caller on this machine where the development switch allows that."""
     if token is None and ctx.settings.temporal_codec_open_loopback and _from_loopback(request):
         return None
-    actor = await current_actor(request, ctx, await bearer_token(token))
+    actor = await current_actor(await session_actor(request, ctx, await bearer_token(token)))
     return await _admin_only(actor)
 
 
@@ -115,7 +115,7 @@ def _cors_headers(request: Request, settings: Settings) -> dict[str, str]:
 async def _read_payloads(request: Request) -> Payloads:
     try:
         return json_format.Parse(await request.body(), Payloads(), ignore_unknown_fields=True)
-    except json_format.ParseError:
+    except (json_format.ParseError, UnicodeDecodeError):  # Parse decodes the bytes as UTF-8 before parsing
         raise Problem(
             400, "MALFORMED_PAYLOADS", "请求体不是有效的 Payloads", "请求体应为 Payloads 的 protobuf JSON。"
         ) from None

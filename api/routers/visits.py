@@ -125,7 +125,7 @@ async def list_visits(
     session: SessionDep,
     stage: VisitStage | None = Query(default=None, description="按状态筛选；医生的待接诊列表用 waiting_doctor"),
     limit: int = Query(default=50, ge=1, le=200),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[VisitSummary]:
     """Patients see their own visits, doctors the visits assigned to them (待接诊/接诊中/已完成), admins all."""
     query = select(Visit).order_by(col(Visit.starts_at).desc()).limit(limit).offset(offset)

@@ -89,8 +89,9 @@ async def serve(websocket: WebSocket, ctx: AppContext, hub: ConsultHub, visit_id
     await websocket.accept(subprotocol=subprotocol)
     token = offered_token(websocket)
     digest = token_digest(token) if token else ""
-    actor = await load_actor(ctx.pg, digest) if token else None
-    if actor is None:
+    actor = await load_actor(ctx.pg, digest, ctx.settings) if token else None
+    # A token that may only enrol a second factor does not reach the consult room either.
+    if actor is None or actor.enrolment_only:
         await websocket.close(CloseCode.UNAUTHORIZED, "未登录或登录已失效")
         return
     try:
@@ -169,7 +170,7 @@ class _ChatSocket:
             if incoming["type"] == "websocket.disconnect":
                 return
             # The token is checked again for every frame, as for every HTTP request: a logout ends the chat too.
-            if await load_actor(self._ctx.pg, self._digest) is None:
+            if await load_actor(self._ctx.pg, self._digest, self._ctx.settings) is None:
                 await self._ws.close(CloseCode.UNAUTHORIZED, "未登录或登录已失效")
                 return
             await self._answer(incoming.get("text"))

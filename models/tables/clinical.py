@@ -79,5 +79,14 @@ class Prescription(SQLModel, table=True):
     bill_id: str | None = Field(default=None, max_length=80)
     reviewed_by: str | None = Field(default=None, max_length=40)
     review_reason: str | None = None
+    # The review queue (8.3.1): when the version under review was signed, who holds it and until when.
+    submitted_at: datetime | None = Timestamp(nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=40)
+    claim_expires_at: datetime | None = Timestamp(nullable=True)
+    # Re-signed unchanged over the pharmacist's return, with the doctor's justification (8.3.1.4).
+    forced: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
+    forced_reason: str | None = None
+    # 续方: the earlier prescription whose items this one repeats.
+    renewed_from: str | None = Field(default=None, max_length=80)
     created_at: datetime = Timestamp(default_now=True)
     updated_at: datetime = Timestamp(default_now=True)

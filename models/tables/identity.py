@@ -31,6 +31,14 @@ class AccessToken(SQLModel, table=True):
     created_at: datetime = Timestamp(default_now=True)
     expires_at: datetime = Timestamp()
     revoked_at: datetime | None = Timestamp(nullable=True)
+    # Refreshed at most once a minute by the token check; a token idle for longer than the setting is refused.
+    last_used_at: datetime = Timestamp(default_now=True)
+    # When the password (and second factor) behind this token was checked: sensitive actions want it recent.
+    auth_time: datetime = Timestamp(default_now=True)
+    # "full", or "mfa_enrolment": staff who must use a second factor and have none may only enrol one.
+    scope: str = Field(default="full", max_length=16, sa_column_kwargs={"server_default": "full"})
+    # The second factor checked at sign-in ("totp", "sms"), None for password only.
+    mfa_method: str | None = Field(default=None, max_length=8)
 
 
 class Patient(SQLModel, table=True):

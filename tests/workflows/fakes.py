@@ -20,6 +20,7 @@ from models.billing import (
     RefundResult,
     RefundStatus,
 )
+from models.duty import DutyStatus
 from models.fulfilment import (
     CourierEvent,
     FulfilmentInput,
@@ -32,6 +33,7 @@ from models.notify import Notice
 from models.prescription import (
     CheckResult,
     ConfirmPrescription,
+    ForcedThrough,
     PrescriptionDraft,
     PrescriptionInput,
     PrescriptionState,
@@ -68,6 +70,10 @@ class FakeWorld:
         self.moves: list[SlotMoveRequest] = []
         self.no_shows: list[VisitInput] = []
         self.his_registrations: list[VisitInput] = []
+        self.forced: list[ForcedThrough] = []
+        # Pharmacist duty: what `duty_status` finds, and the business-hours openings it was asked about.
+        self.duty = DutyStatus(on_duty=1)
+        self.duty_asked: list[datetime] = []
 
     def _seen(self) -> None:
         self.calls[activity.info().activity_type] += 1
@@ -221,6 +227,18 @@ class FakeWorld:
     async def save_delivery_details(self, prescription_id: str, confirmation: ConfirmPrescription) -> None:
         self._seen()
 
+    @activity.defn(name="record_forced")
+    async def record_forced(self, forced: ForcedThrough) -> None:
+        self._seen()
+        self.forced.append(forced)
+
+    # --- pharmacist duty ---
+    @activity.defn(name="duty_status")
+    async def duty_status(self, opened_at: datetime) -> DutyStatus:
+        self._seen()
+        self.duty_asked.append(opened_at)
+        return self.duty
+
     # --- fulfilment ---
     @activity.defn(name="submit_to_pharmacy")
     async def submit_to_pharmacy(self, prescription_id: str) -> PharmacyOrder:
@@ -282,7 +300,7 @@ class FakeWorld:
             self.reserve_refund, self.finish_refund, self.price_prescription, self.sign_prescription,
             self.record_prescription, self.save_delivery_details, self.issue_pickup_code, self.verify_pickup_code,
             self.record_fulfilment, self.record_revisit_decision, self.record_identity_result, self.move_to_slot,
-            self.record_no_show, self.record_change, self.finish_change,
+            self.record_no_show, self.record_change, self.finish_change, self.record_forced, self.duty_status,
         ]  # fmt: skip
         integration = [
             self.register_with_his, self.cancel_his_registration, self.create_channel_order, self.close_channel_order,

@@ -27,6 +27,7 @@ from models.reconciliation import (
 )
 from tests.workflows.reconciliation_fakes import ReconciliationHarness, reconciliation_harness
 from workers.schedules import apply_schedules
+from workflows.duty import SCHEDULE_ID as DUTY_SCHEDULE_ID
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.reconciliation import (
     DailyReconciliationWorkflow,
@@ -250,7 +251,12 @@ async def test_the_daily_launcher_reconciles_yesterday_once(recon: Reconciliatio
 async def test_schedules_are_applied_idempotently_and_stay_paused(client: Client, uid: str) -> None:
     settings = Settings(adapter_payment=f"s{uid}", task_queue=f"sched-{uid}")  # type: ignore[call-arg]
     ids = await apply_schedules(client, settings)
-    assert ids == [daily_schedule_id(f"s{uid}"), daily_schedule_id(INSURANCE_CHANNEL), LEDGER_SCHEDULE_ID]
+    assert ids == [
+        daily_schedule_id(f"s{uid}"),
+        daily_schedule_id(INSURANCE_CHANNEL),
+        LEDGER_SCHEDULE_ID,
+        DUTY_SCHEDULE_ID,
+    ]
     try:
         handle = client.get_schedule_handle(ids[0])
         await handle.pause(note="财务核对中")

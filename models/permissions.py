@@ -1,0 +1,60 @@
+"""Fine-grained permissions (8.6.1 e 业务权限管理): the catalogue and each role's defaults.
+
+The `permissions` and `role_permissions` tables start as copies of these (see the auth-security migration); admins
+then change what roles and individual users hold, and the tables are what counts.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from models.common import Role
+
+
+class Permission(StrEnum):
+    PATIENT_READ = "patient.read"
+    RECORD_READ = "record.read"
+    RECORD_WRITE = "record.write"
+    RX_PRESCRIBE = "rx.prescribe"
+    RX_REVIEW = "rx.review"
+    SCHEDULE_MANAGE = "schedule.manage"
+    DOCTOR_MANAGE = "doctor.manage"
+    REFUND_APPROVE = "refund.approve"
+    RECONCILIATION_MANAGE = "reconciliation.manage"
+    AUDIT_READ = "audit.read"
+    PERMISSION_MANAGE = "permission.manage"
+    ACCOUNT_MANAGE = "account.manage"
+
+
+PERMISSION_NAMES: dict[Permission, str] = {
+    Permission.PATIENT_READ: "查看患者档案",
+    Permission.RECORD_READ: "查看病历",
+    Permission.RECORD_WRITE: "书写病历",
+    Permission.RX_PRESCRIBE: "开具处方",
+    Permission.RX_REVIEW: "审核处方",
+    Permission.SCHEDULE_MANAGE: "管理排班",
+    Permission.DOCTOR_MANAGE: "管理医生信息与收费",
+    Permission.REFUND_APPROVE: "审批退款",
+    Permission.RECONCILIATION_MANAGE: "处理对账差错",
+    Permission.AUDIT_READ: "查询与导出审计日志",
+    Permission.PERMISSION_MANAGE: "分配角色与人员权限",
+    Permission.ACCOUNT_MANAGE: "管理账号（解锁等）",
+}
+
+ROLE_DEFAULTS: dict[Role, frozenset[Permission]] = {
+    Role.PATIENT: frozenset(),
+    Role.DOCTOR: frozenset(
+        {Permission.PATIENT_READ, Permission.RECORD_READ, Permission.RECORD_WRITE, Permission.RX_PRESCRIBE}
+    ),
+    Role.PHARMACIST: frozenset({Permission.RX_REVIEW}),
+    Role.ADMIN: frozenset(
+        {
+            Permission.SCHEDULE_MANAGE,
+            Permission.DOCTOR_MANAGE,
+            Permission.AUDIT_READ,
+            Permission.PERMISSION_MANAGE,
+            Permission.ACCOUNT_MANAGE,
+        }
+    ),
+    Role.FINANCE: frozenset({Permission.REFUND_APPROVE, Permission.RECONCILIATION_MANAGE}),
+}
