@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
@@ -13,6 +13,7 @@ from api.auth import ActorDep
 from api.deps import SessionDep
 from api.errors import problem_responses
 from api.services.access import visible_bill
+from api.services.audit import audit_read
 from models.common import Role
 from models.tables import Bill
 
@@ -69,5 +70,7 @@ async def list_bills(
 
 
 @router.get("/{bill_id}", response_model=BillOut, responses=problem_responses(401, 404), summary="订单详情")
-async def get_bill(bill_id: str, actor: ActorDep, session: SessionDep) -> BillOut:
-    return _out(await visible_bill(session, actor, bill_id))
+async def get_bill(bill_id: str, request: Request, actor: ActorDep, session: SessionDep) -> BillOut:
+    bill = await visible_bill(session, actor, bill_id)
+    await audit_read(session, actor, "bill", bill_id, bill.patient_id, request)
+    return _out(bill)

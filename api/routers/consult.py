@@ -28,6 +28,7 @@ from api.errors import Problem, problem_responses
 from api.idempotency import REPLAYED_HEADER
 from api.schemas.consult import CallEndOut, CallIn, CallOut, HistoryOut, MediaForm, MessageOut, ReadIn, ReadOut, TextIn
 from api.services import consult_socket
+from api.services.audit import audit_read
 from api.services.consult import (
     Draft,
     Upload,
@@ -111,6 +112,7 @@ _SEND_BODY: dict[str, Any] = {
 )
 async def history(
     visit_id: VisitId,
+    request: Request,
     actor: ActorDep,
     ctx: ContextDep,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="只返回编号大于此值的消息")] = 0,
@@ -125,6 +127,8 @@ async def history(
     gets logged. Refusals close with 4401 (no or expired token), 4403 (not a participant) or 4404 (no such visit).
     """
     visit = await chat_for(ctx.pg, actor, visit_id)
+    async with ctx.sessions() as session:
+        await audit_read(session, actor, "consult_messages", visit_id, visit.patient_id, request)
     items = await messages_after(ctx.pg, ctx.cipher, visit_id, after, limit + 1)
     page = items[:limit]
     return HistoryOut(
@@ -226,9 +230,13 @@ async def send(visit_id: VisitId, request: Request, response: Response, actor: A
     },
     summary="下载问诊图片或语音",
 )
-async def download(visit_id: VisitId, message_id: MessageId, actor: ActorDep, ctx: ContextDep) -> Response:
+async def download(
+    visit_id: VisitId, message_id: MessageId, request: Request, actor: ActorDep, ctx: ContextDep
+) -> Response:
     """The file as uploaded; `X-Content-SM3` carries the SM3 digest recorded at upload."""
-    await chat_for(ctx.pg, actor, visit_id)
+    visit = await chat_for(ctx.pg, actor, visit_id)
+    async with ctx.sessions() as session:
+        await audit_read(session, actor, "consult_media", f"{visit_id}:{message_id}", visit.patient_id, request)
     media = await media_of(ctx.pg, visit_id, message_id)
     if media is None:
         raise Problem(404, "NOT_FOUND", "未找到", "该消息没有图片或语音")

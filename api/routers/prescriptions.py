@@ -16,7 +16,7 @@ from api.deps import CipherDep, ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import Problem, problem_responses
 from api.services import duty
 from api.services.access import visible_prescription
-from api.services.audit import audit
+from api.services.audit import audit, audit_read
 from api.services.prescription_signatures import SignatureCheck, check_signatures
 from api.services.temporal_calls import workflow_call
 from models.common import Role
@@ -178,9 +178,15 @@ async def list_prescriptions(
     "/{prescription_id}", response_model=PrescriptionDetail, responses=problem_responses(401, 404), summary="处方详情"
 )
 async def get_prescription(
-    prescription_id: str, actor: ActorDep, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
+    prescription_id: str,
+    request: Request,
+    actor: ActorDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> PrescriptionDetail:
     row = await visible_prescription(session, actor, prescription_id)
+    await audit_read(session, actor, "prescription", prescription_id, row.patient_id, request)
     state = await workflow_call(
         temporal.get_workflow_handle(prescription_workflow_id(prescription_id)).query(PrescriptionWorkflow.state)
     )
@@ -333,11 +339,12 @@ async def dispense(
     summary="处方签名验证",
 )
 async def prescription_signatures(
-    prescription_id: str, actor: ActorDep, session: SessionDep, ctx: ContextDep
+    prescription_id: str, request: Request, actor: ActorDep, session: SessionDep, ctx: ContextDep
 ) -> list[SignatureCheck]:
     """Each signature of the prescription as it stands (the doctor's, a second one with its reason, the pharmacist's),
     checked now: the SM2 signature over the stored prescription and the TSA's timestamp over the signature."""
     row = await visible_prescription(session, actor, prescription_id)
+    await audit_read(session, actor, "prescription", prescription_id, row.patient_id, request)
     return check_signatures(row, ctx.adapters.tsa.trust_anchors)
 
 
@@ -347,8 +354,11 @@ async def prescription_signatures(
     responses=problem_responses(401, 403, 404),
     summary="我的提货码",
 )
-async def pickup_code(prescription_id: str, actor: PatientDep, session: SessionDep, cipher: CipherDep) -> PickupCodeOut:
-    await visible_prescription(session, actor, prescription_id)
+async def pickup_code(
+    prescription_id: str, request: Request, actor: PatientDep, session: SessionDep, cipher: CipherDep
+) -> PickupCodeOut:
+    row = await visible_prescription(session, actor, prescription_id)
+    await audit_read(session, actor, "pickup_code", prescription_id, row.patient_id, request)
     fulfilment = await session.get(Fulfilment, prescription_id)
     if fulfilment is None or fulfilment.pickup_code_enc is None:
         raise Problem(404, "NOT_FOUND", "提货码尚未生成", "药品调剂完成后生成提货码")

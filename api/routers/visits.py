@@ -16,6 +16,7 @@ from api.deps import ContextDep, SessionDep, TemporalDep
 from api.errors import problem_responses
 from api.idempotency import idempotent
 from api.services.access import booked_visit, visible_visit
+from api.services.audit import audit_read
 from api.services.bookings import hold_slot, start_visit
 from api.services.temporal_calls import workflow_call
 from models.common import Role
@@ -157,8 +158,11 @@ def _summary(row: Visit) -> VisitSummary:
 
 
 @router.get("/visits/{visit_id}", response_model=VisitState, responses=problem_responses(401, 404), summary="挂号详情")
-async def get_visit(visit_id: str, actor: ActorDep, session: SessionDep, temporal: TemporalDep) -> VisitState:
-    await visible_visit(session, actor, visit_id)
+async def get_visit(
+    visit_id: str, request: Request, actor: ActorDep, session: SessionDep, temporal: TemporalDep
+) -> VisitState:
+    visit = await visible_visit(session, actor, visit_id)
+    await audit_read(session, actor, "visit", visit_id, visit.patient_id, request)
     handle = temporal.get_workflow_handle(visit_workflow_id(visit_id))
     return await workflow_call(handle.query(VisitWorkflow.state))
 

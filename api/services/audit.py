@@ -12,6 +12,22 @@ from api.auth import Actor
 from models.tables import AuditEvent
 
 
+async def audit_read(
+    session: AsyncSession, actor: Actor, subject_type: str, subject_id: str, patient_id: str, request: Request
+) -> None:
+    """Who read which patient's record, when and from where: committed before the answer goes out."""
+    audit(
+        session,
+        actor,
+        f"{subject_type}.read",
+        subject_type,
+        subject_id,
+        detail={"patient_id": patient_id},
+        request=request,
+    )
+    await session.commit()
+
+
 def audit(
     session: AsyncSession,
     actor: Actor | None,

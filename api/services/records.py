@@ -18,7 +18,7 @@ from api.auth import Actor
 from api.context import AppContext
 from api.errors import Problem
 from api.services.access import visible_visit
-from api.services.audit import audit
+from api.services.audit import audit, audit_read
 from api.services.signature_checks import SignatureState, signature_state
 from core.ledger.service import EvidenceLedger
 from models.prescription import PrescriptionDraft
@@ -126,16 +126,7 @@ async def record_view(
         else SignatureState(valid=False, problem="补充记录未签名")
         for addendum in document.addenda
     ]
-    audit(
-        session,
-        actor,
-        "medical_record.read",
-        "visit",
-        visit_id,
-        detail={"patient_id": document.patient.id},
-        request=request,
-    )
-    await session.commit()
+    await audit_read(session, actor, "medical_record", visit_id, document.patient.id, request)
     view = RecordView(
         document=document, signed=signed is not None, signature_state=state, addenda_states=addenda_states
     )

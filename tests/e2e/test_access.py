@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
+from models.tables import AuditEvent
 from workers.journey import Journey
 from workers.seed import DEMO_HIS_DIAGNOSES, DEMO_IDENTITIES
 
@@ -81,3 +84,33 @@ async def test_roles_are_enforced_on_flow_steps(owned) -> None:
     assert check.status_code == 403
     anonymous = await journey.http.get(f"/api/v1/visits/{visit['visit_id']}")
     assert anonymous.status_code == 401
+
+
+async def test_every_read_of_a_patients_records_is_audited(owned, sessions) -> None:
+    journey, _, visit, rx = owned
+    me = await journey.call("GET", "/me", journey.patient)
+    patient_id = me["patient"]["id"]
+    reads = {
+        "visit.read": (f"/visits/{visit['visit_id']}", visit["visit_id"]),
+        "prescription.read": (f"/prescriptions/{rx}", rx),
+        "bill.read": (f"/bills/{visit['bill_id']}", visit["bill_id"]),
+        "consult_messages.read": (f"/visits/{visit['visit_id']}/messages", visit["visit_id"]),
+    }
+    for path, _ in reads.values():
+        await journey.call("GET", path, journey.patient)
+    async with sessions() as session:
+        for action, (_, subject_id) in reads.items():
+            rows = (
+                (
+                    await session.execute(
+                        select(AuditEvent).where(
+                            col(AuditEvent.action) == action, col(AuditEvent.subject_id) == subject_id
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            mine = [row for row in rows if row.actor_user_id == me["user_id"]]
+            assert mine, action
+            assert mine[-1].detail["patient_id"] == patient_id and mine[-1].client_ip is not None
