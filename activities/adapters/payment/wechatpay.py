@@ -29,6 +29,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.adapters.errors import AdapterError, AdapterRefusal, InvalidCallback
+from activities.adapters.payment.statement import StatementNotReady
 from activities.adapters.payment.wechatpay_bill import BillFormatError, parse_tradebill
 from activities.adapters.payment.wechatpay_signing import (
     VerificationFailed,
@@ -69,7 +70,6 @@ _RETRYABLE = frozenset(
         "FREQUENCY_LIMITED",
         "USER_PAYING",
         "USERPAYING",
-        "STATEMENT_CREATING",
         # A refused request signature is a deployment fault (key or serial number), not a decision about this
         # payment; retrying keeps the flows alive until the key is fixed, and the failing activities alert operators.
         "SIGN_ERROR",
@@ -245,7 +245,7 @@ class WechatPayChannel:
 
     async def download_bill(self, *, bill_date: date) -> list[ChannelBillLine]:
         """The day's trade bill (Beijing date), payments and refunds. Ready after about 10:00 the next day; before
-        that WeChat Pay answers STATEMENT_CREATING, raised as a retryable `AdapterError`."""
+        that WeChat Pay answers STATEMENT_CREATING, raised as `StatementNotReady`."""
         try:
             answer = await self._call("GET", f"/v3/bill/tradebill?bill_date={bill_date.isoformat()}&bill_type=ALL")
         except AdapterRefusal as refusal:
@@ -394,6 +394,8 @@ def _failure(where: str, response: httpx.Response) -> Exception:
         code, message = str(answer.get("code") or ""), str(answer.get("message") or "")
     except (ValueError, AttributeError):
         code, message = "", ""
+    if code == "STATEMENT_CREATING":  # the day's bill is still being made: reconciliation asks again later
+        return StatementNotReady(f"{where}: {code} {message}")
     if response.status_code == 429 or code in _RETRYABLE:
         return AdapterError(f"{where}: HTTP {response.status_code} {code} {message}")
     if code == "INVALID_REQUEST":

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.adapters.errors import AdapterError, AdapterRefusal, InvalidCallback
 from activities.adapters.payment.contract import PaymentChannelContract
+from activities.adapters.payment.statement import StatementNotReady
 from activities.adapters.payment.wechatpay import WechatPayChannel
 from activities.adapters.payment.wechatpay_bill import BillFormatError, fee_to_fen, parse_tradebill, yuan_to_fen
 from activities.adapters.payment.wechatpay_signing import authorization
@@ -528,6 +529,14 @@ async def test_tampered_bill_file_is_rejected(adapter: WechatPayChannel, simulat
 
 async def test_day_without_trades_has_an_empty_bill(adapter: WechatPayChannel) -> None:
     assert await adapter.download_bill(bill_date=date(2001, 1, 1)) == []
+
+
+async def test_a_bill_still_being_made_is_not_ready_rather_than_failed(
+    adapter: WechatPayChannel, simulator: WechatPaySimulator
+) -> None:
+    simulator.fail_next(status=400, code="STATEMENT_CREATING")
+    with pytest.raises(StatementNotReady):
+        await adapter.download_bill(bill_date=date(2001, 1, 1))
 
 
 BILL = (
