@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -30,6 +29,7 @@ from core.settings import Settings
 from models.common import Role
 from tests.api.consult_helpers import ConsultVisit, make_consult_visit
 from tests.api.helpers import PASSWORD, make_user
+from tests.simulators.serving import serve
 
 WAIT_S = 10.0
 
@@ -44,22 +44,11 @@ class Server:
 @asynccontextmanager
 async def serving(database_url: str, client: Client) -> AsyncIterator[Server]:
     app = create_app(Settings(database_url=database_url), temporal_client=client)  # type: ignore[call-arg]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False)
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(WAIT_S):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as http:
-            yield Server(app=app, http=http, ws_base=f"ws://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        await task
+    async with (
+        serve(app, lifespan="on") as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=WAIT_S) as http,
+    ):
+        yield Server(app=app, http=http, ws_base=base_url.replace("http://", "ws://", 1))
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -32,19 +32,18 @@ import io
 import json
 import re
 import secrets
-import socket
 import string
 import time
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
-import uvicorn
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -54,6 +53,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from activities.adapters.errors import AdapterRefusal
+from tests.simulators.serving import serve
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -191,8 +191,7 @@ class AlipaySimulator:
         self._entries: list[_BillEntry] = []
         self._bill_files: dict[str, tuple[bytes, float]] = {}
         self._faults: list[_Fault] = []
-        self._server: uvicorn.Server | None = None
-        self._serving: asyncio.Task[None] | None = None
+        self._serving = AsyncExitStack()
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "alipay.trade.precreate": self._precreate,
             "alipay.trade.query": self._query,
@@ -220,24 +219,10 @@ class AlipaySimulator:
     # --- serving ---------------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))  # port 0: the OS picks a free one, so parallel runs never collide
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._serving.done():
-                await self._serving  # raises the startup error
-                raise RuntimeError("the Alipay simulator stopped while starting")
-            await asyncio.sleep(0.01)
+        self.base_url = await self._serving.enter_async_context(serve(self.app))
 
     async def stop(self) -> None:
-        if self._server is not None and self._serving is not None:
-            self._server.should_exit = True
-            await self._serving
+        await self._serving.aclose()
 
     # --- fault injection (API calls only; the cashier page and bill downloads are not affected) --------------------
 

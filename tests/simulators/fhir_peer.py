@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 from fhir.resources.R4B.attachment import Attachment
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleEntrySearch, BundleLink
 from fhir.resources.R4B.codeableconcept import CodeableConcept
@@ -55,6 +54,7 @@ from activities.adapters.emr.fhir import ID_CARD_SYSTEM, FhirConfig
 from models import idcard
 from models.common import HOSPITAL_TZ
 from models.emr import DiagnosisCode
+from tests.simulators.serving import serve
 
 FHIR_JSON = "application/fhir+json"
 BASE_PATH = "/fhir"
@@ -206,8 +206,7 @@ class FhirPeer:
         self.requests: list[LoggedRequest] = []
         self.honour_include = True
         self._faults: deque[Fault] = deque()
-        self._server: uvicorn.Server | None = None
-        self._serving: asyncio.Task[None] | None = None
+        self._serving = AsyncExitStack()
         self.base_url = ""
         self.app = Starlette(
             routes=[
@@ -219,24 +218,10 @@ class FhirPeer:
     # --- lifecycle and test controls ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._serving.done():
-                self._serving.result()  # raises what stopped it
-            await asyncio.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}{BASE_PATH}"
+        self.base_url = await self._serving.enter_async_context(serve(self.app)) + BASE_PATH
 
     async def stop(self) -> None:
-        if self._server is not None and self._serving is not None:
-            self._server.should_exit = True
-            await self._serving
+        await self._serving.aclose()
 
     def add(self, *resources: Resource) -> None:
         for resource in resources:

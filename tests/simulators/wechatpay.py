@@ -27,18 +27,17 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 import string
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import uvicorn
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -49,6 +48,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from activities.adapters.errors import AdapterRefusal
+from tests.simulators.serving import serve
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
@@ -184,8 +184,7 @@ class WechatPaySimulator:
         self._bill_files: dict[str, bytes] = {}
         self._faults: list[_Fault] = []
         self._corrupt_downloads = 0
-        self._server: uvicorn.Server | None = None
-        self._serving: asyncio.Task[None] | None = None
+        self._serving = AsyncExitStack()
         self.app = Starlette(
             routes=[
                 Route("/v3/pay/transactions/jsapi", self._api(self._create_jsapi), methods=["POST"]),
@@ -204,24 +203,10 @@ class WechatPaySimulator:
     # --- serving ---------------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))  # port 0: the OS picks a free one, so parallel runs never collide
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._serving.done():
-                await self._serving  # raises the startup error
-                raise RuntimeError("the WeChat Pay simulator stopped while starting")
-            await asyncio.sleep(0.01)
+        self.base_url = await self._serving.enter_async_context(serve(self.app))
 
     async def stop(self) -> None:
-        if self._server is not None and self._serving is not None:
-            self._server.should_exit = True
-            await self._serving
+        await self._serving.aclose()
 
     # --- fault injection -------------------------------------------------------------------------------------------
 

@@ -39,7 +39,8 @@ from models.insurance import (
     SettleRequest,
     VisitRequest,
 )
-from tests.simulators.nhsa import NhsaSimulator, Person, serving
+from tests.simulators.nhsa import NhsaSimulator, Person
+from tests.simulators.serving import serve
 
 CODE = "H11010500001"
 PAASID = "qihuang-test"
@@ -50,7 +51,7 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 @pytest_asyncio.fixture(scope="module")
 async def platform() -> AsyncIterator[tuple[NhsaSimulator, str]]:
     simulator = NhsaSimulator(fixmedins_code=CODE, paasid=PAASID, secret=SECRET, stall_s=5.0)
-    async with serving(simulator.app) as url:
+    async with serve(simulator.app) as url:
         yield simulator, url
         simulator.release()
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pydantic
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +28,7 @@ from core.crypto.tsp import (
     digest,
 )
 from core.settings import Settings
+from tests.simulators.serving import serve
 
 DATA = b'{"evidence_tree_head": "9f2c", "size": 1024}'
 # Neither adapter touches the database; an unbound session factory satisfies the registry's constructor shape.
@@ -53,26 +50,6 @@ def issuer(
     request: pytest.FixtureRequest, sm2_issuer: TimestampIssuer, ecdsa_issuer: TimestampIssuer
 ) -> TimestampIssuer:
     return sm2_issuer if request.param == "sm2" else ecdsa_issuer
-
-
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run `app` with uvicorn on a free 127.0.0.1 port inside the test's event loop; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # Binding port 0 here and handing uvicorn the socket leaves no window for another process to take the port.
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def canned(status: int, body: bytes, media_type: str) -> Starlette:
