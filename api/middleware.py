@@ -24,7 +24,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def _logger() -> structlog.stdlib.BoundLogger:
+def _logger() -> structlog.typing.FilteringBoundLogger:
     # Looked up per use so a later logging configuration (CLI, tests) applies.
     return structlog.get_logger("api")
 

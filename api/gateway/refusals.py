@@ -40,7 +40,7 @@ _TITLES = {
 }
 
 
-def _logger() -> structlog.stdlib.BoundLogger:
+def _logger() -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger("api.gateway")
 
 
