@@ -7,10 +7,10 @@ who must use a second factor and have none yet hold a token that can only enrol 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import structlog
@@ -72,12 +72,17 @@ async def bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
     return token
 
 
+# The bearer token itself, for a handler that checks it in its own statement (booking).
+BearerDep = Annotated[str, Depends(bearer_token)]
+
+
 # One statement on every authenticated request, so it runs on the raw pool (see `core.db.make_pool`). It also
 # refreshes `last_used_at`, but at most once a minute per token, so a busy client does not rewrite its token row on
 # every call; concurrent requests of one token skip the row another is refreshing instead of queueing behind it. The
-# idle limit ($2 for staff, $3 for patients, in seconds) is therefore exact to within that minute.
-_LIVE_TOKEN = """
-    WITH live AS (
+# idle limit ($2 for staff, $3 for patients, in seconds) is therefore exact to within that minute. `LIVE_CALLER` is the
+# statement's CTEs, for statements that decide who is asking and do the work in one round trip (booking).
+LIVE_CALLER = """
+    live AS (
         SELECT u.id, u.role, u.display_name, t.auth_time, t.scope, t.mfa_method,
                p.id AS patient_id, d.id AS doctor_id, ph.id AS pharmacist_id
           FROM access_tokens t
@@ -94,37 +99,45 @@ _LIVE_TOKEN = """
                SELECT token_hash FROM access_tokens
                 WHERE token_hash = $1 AND last_used_at < now() - interval '1 minute' AND EXISTS (SELECT FROM live)
                   FOR UPDATE SKIP LOCKED)
-    )
-    SELECT * FROM live
-"""
+    )"""
+_LIVE_TOKEN = f"WITH {LIVE_CALLER} SELECT * FROM live"
 
 
-async def load_actor(pg: asyncpg.Pool, digest: str, settings: Settings) -> Actor | None:
-    """The actor behind a live token: not expired, not idle too long, not revoked, account not disabled."""
-    row = await pg.fetchrow(
-        _LIVE_TOKEN, digest, float(settings.session_idle_staff_s), float(settings.session_idle_patient_s)
-    )
-    if row is None:
-        return None
-    role = Role(row["role"])
-    ref = {Role.PATIENT: row["patient_id"], Role.DOCTOR: row["doctor_id"], Role.PHARMACIST: row["pharmacist_id"]}
+def idle_limits(settings: Settings) -> tuple[float, float]:
+    """`LIVE_CALLER`'s $2 and $3."""
+    return float(settings.session_idle_staff_s), float(settings.session_idle_patient_s)
+
+
+def actor_of(row: Mapping[str, Any], settings: Settings, prefix: str = "") -> Actor:
+    """The actor from `LIVE_CALLER`'s `live` columns (selected as `{prefix}{column}` when the statement has more)."""
+    role = Role(row[f"{prefix}role"])
+    ref = {
+        Role.PATIENT: row[f"{prefix}patient_id"],
+        Role.DOCTOR: row[f"{prefix}doctor_id"],
+        Role.PHARMACIST: row[f"{prefix}pharmacist_id"],
+    }
     # A full token issued without a second factor before the requirement was switched on is held to it too.
-    enrolment_only = row["scope"] == ENROLMENT_SCOPE or (
-        settings.mfa_required_for_staff and role in STAFF_ROLES and row["mfa_method"] is None
+    enrolment_only = row[f"{prefix}scope"] == ENROLMENT_SCOPE or (
+        settings.mfa_required_for_staff and role in STAFF_ROLES and row[f"{prefix}mfa_method"] is None
     )
     return Actor(
-        user_id=row["id"],
+        user_id=row[f"{prefix}id"],
         role=role,
-        display_name=row["display_name"],
+        display_name=row[f"{prefix}display_name"],
         ref=ref.get(role),
-        auth_time=row["auth_time"],
+        auth_time=row[f"{prefix}auth_time"],
         enrolment_only=enrolment_only,
     )
 
 
-async def session_actor(request: Request, ctx: ContextDep, token: Annotated[str, Depends(bearer_token)]) -> Actor:
-    """The caller, whatever their token's scope: for logging out and enrolling a second factor."""
-    actor = await load_actor(ctx.pg, token_digest(token), ctx.settings)
+async def load_actor(pg: asyncpg.Pool, digest: str, settings: Settings) -> Actor | None:
+    """The actor behind a live token: not expired, not idle too long, not revoked, account not disabled."""
+    row = await pg.fetchrow(_LIVE_TOKEN, digest, *idle_limits(settings))
+    return None if row is None else actor_of(row, settings)
+
+
+def signed_in(request: Request, actor: Actor | None) -> Actor:
+    """The caller of this request, or 401; named on the request's log lines."""
     if actor is None:
         raise _unauthorized("登录已过期或已退出，请重新登录。")
     # For the access log line and every log line of this request.
@@ -133,7 +146,17 @@ async def session_actor(request: Request, ctx: ContextDep, token: Annotated[str,
     return actor
 
 
+async def session_actor(request: Request, ctx: ContextDep, token: Annotated[str, Depends(bearer_token)]) -> Actor:
+    """The caller, whatever their token's scope: for logging out and enrolling a second factor."""
+    return signed_in(request, await load_actor(ctx.pg, token_digest(token), ctx.settings))
+
+
 async def current_actor(actor: Annotated[Actor, Depends(session_actor)]) -> Actor:
+    return full_scope(actor)
+
+
+def full_scope(actor: Actor) -> Actor:
+    """403 for a token that may only enrol a second factor."""
     if actor.enrolment_only:
         raise Problem(
             403,
@@ -181,17 +204,21 @@ def require_roles(*roles: Role) -> Callable[[Actor], Awaitable[Actor]]:
 
     For patients, doctors and pharmacists it also guarantees `actor.ref` is set.
     """
-    allowed = frozenset(roles)
-    names = "、".join(ROLE_NAMES[role] for role in roles)
 
     async def dependency(actor: ActorDep) -> Actor:
-        if actor.role not in allowed:
-            raise Problem(403, "FORBIDDEN", "无权执行此操作", f"此操作仅限{names}使用。")
-        if actor.role in _PROFILE_ROLES and actor.ref is None:
-            raise Problem(403, "PROFILE_MISSING", "账号尚未建立档案", f"该{ROLE_NAMES[actor.role]}账号尚未关联档案。")
-        return actor
+        return check_role(actor, *roles)
 
     return dependency
+
+
+def check_role(actor: Actor, *roles: Role) -> Actor:
+    """What `require_roles` checks, for a handler that learns who is asking in its own statement."""
+    if actor.role not in roles:
+        names = "、".join(ROLE_NAMES[role] for role in roles)
+        raise Problem(403, "FORBIDDEN", "无权执行此操作", f"此操作仅限{names}使用。")
+    if actor.role in _PROFILE_ROLES and actor.ref is None:
+        raise Problem(403, "PROFILE_MISSING", "账号尚未建立档案", f"该{ROLE_NAMES[actor.role]}账号尚未关联档案。")
+    return actor
 
 
 PatientDep = Annotated[Actor, Depends(require_roles(Role.PATIENT))]

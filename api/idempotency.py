@@ -53,21 +53,21 @@ async def _run(request: Request, compute: Compute) -> tuple[int, dict[str, Any]]
     return status, jsonable_encoder(body)
 
 
-async def _request_hash(request: Request) -> str:
+async def request_hash(request: Request) -> str:
     target = request.url.path + ("?" + request.url.query if request.url.query else "")
     return sm3_hex(request.method.encode() + b"\n" + target.encode() + b"\n" + await request.body())
 
 
 # Every keyed POST runs these, so they go through the raw pool (see `core.db.make_pool`). A claim older than the lease
-# belongs to a request that died: it is taken over.
-_CLAIM = f"""
-    INSERT INTO idempotency_records (user_id, key, request_hash, status_code, body, created_at)
-    VALUES ($1, $2, $3, 0, '{{}}'::jsonb, now())
+# belongs to a request that died: it is taken over. A statement that claims the key in the same round trip as its work
+# (booking) puts its own SELECT of the row between `CLAIM_INSERT` and `CLAIM_CONFLICT`.
+CLAIM_INSERT = "INSERT INTO idempotency_records (user_id, key, request_hash, status_code, body, created_at)"
+CLAIM_CONFLICT = f"""
     ON CONFLICT (user_id, key) DO UPDATE SET created_at = now(), request_hash = excluded.request_hash
      WHERE idempotency_records.status_code = 0
        AND idempotency_records.created_at < now() - interval '{_LEASE_S} seconds'
-    RETURNING key
-"""
+    RETURNING key"""
+_CLAIM = f"{CLAIM_INSERT} VALUES ($1, $2, $3, 0, '{{}}'::jsonb, now()) {CLAIM_CONFLICT}"
 _STORE = "UPDATE idempotency_records SET status_code = $3, body = $4::jsonb WHERE user_id = $1 AND key = $2"
 _RELEASE = "DELETE FROM idempotency_records WHERE user_id = $1 AND key = $2 AND status_code = 0"
 _READ = "SELECT request_hash, status_code, body FROM idempotency_records WHERE user_id = $1 AND key = $2"
@@ -107,14 +107,7 @@ async def _answer_of(pg: asyncpg.Pool, user_id: str, key: str, request_hash: str
         await asyncio.sleep(_POLL_S)
 
 
-async def idempotent(request: Request, actor: Actor, key: str | None, compute: Compute) -> JSONResponse:
-    """Answer with `compute()`'s (status, body), or with the stored answer when this key was seen before.
-
-    Only 2xx and 4xx answers are stored; a 5xx or an exception leaves the key free, so the client may retry it.
-    """
-    if key is None:
-        status, body = await compute()
-        return _response(status, jsonable_encoder(body))
+def check_key(key: str) -> None:
     if not _VALID_KEY.fullmatch(key):
         raise Problem(
             400,
@@ -122,17 +115,41 @@ async def idempotent(request: Request, actor: Actor, key: str | None, compute: C
             "幂等键无效",
             "Idempotency-Key 应为 1–128 个可见 ASCII 字符，建议使用 UUID。",
         )
-    request_hash = await _request_hash(request)
+
+
+async def idempotent(request: Request, actor: Actor, key: str | None, compute: Compute) -> JSONResponse:
+    """Answer with `compute()`'s (status, body), or with the stored answer when this key was seen before.
+
+    Only 2xx and 4xx answers are stored; a 5xx or an exception leaves the key free, so the client may retry it.
+    """
+    if key is None:
+        return await answer_claim(request, actor.user_id, None, "", False, compute)
+    check_key(key)
+    hashed = await request_hash(request)
     pg: asyncpg.Pool = request.app.state.ctx.pg
-    if not await _claim(pg, actor.user_id, key, request_hash):
-        return await _answer_of(pg, actor.user_id, key, request_hash)
+    claimed = await _claim(pg, actor.user_id, key, hashed)
+    return await answer_claim(request, actor.user_id, key, hashed, claimed, compute)
+
+
+async def answer_claim(
+    request: Request, user_id: str, key: str | None, hashed: str | None, claimed: bool, compute: Compute
+) -> JSONResponse:
+    """Once the key's claim was tried (by `idempotent`, or inside a handler's own statement, see `CLAIM_INSERT`):
+    run `compute()` and store its answer if this request claimed the key, else replay the first request's answer.
+    Without a key, `compute()` answers and its problems go to the error handlers as they are."""
+    if key is None or hashed is None:
+        status, body = await compute()
+        return _response(status, jsonable_encoder(body))
+    pg: asyncpg.Pool = request.app.state.ctx.pg
+    if not claimed:
+        return await _answer_of(pg, user_id, key, hashed)
     stored = False
     try:
         status, body = await _run(request, compute)
         if status < 500:
-            await pg.execute(_STORE, actor.user_id, key, status, json.dumps(body))
+            await pg.execute(_STORE, user_id, key, status, json.dumps(body))
             stored = True
     finally:
         if not stored:
-            await pg.execute(_RELEASE, actor.user_id, key)
+            await pg.execute(_RELEASE, user_id, key)
     return _response(status, body)

@@ -1,5 +1,5 @@
-"""Bookings and visits (挂号、接诊、复诊): booking holds a slot in PostgreSQL, then everything else is a message to the
-visit's workflow. Lists come from the read model the workflow keeps."""
+"""Visits (挂号、接诊、复诊) once booked (see `api.routers.bookings`): everything is a message to the visit's workflow.
+Lists come from the read model the workflow keeps."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from api.errors import problem_responses
 from api.idempotency import idempotent
 from api.services.access import booked_visit, visible_visit
 from api.services.audit import audit_read
-from api.services.bookings import hold_slot, start_visit
 from api.services.temporal_calls import workflow_call
 from models.common import Role
 from models.prescription import PrescriptionDraft
@@ -38,10 +37,6 @@ from models.visit import (
 from workflows.visit import VisitWorkflow, visit_workflow_id
 
 router = APIRouter(tags=["visits"])
-
-
-class BookingIn(BaseModel):
-    slot_id: str = Field(min_length=1, max_length=40, examples=["doc-1-20261126-0900"])
 
 
 class VisitSummary(BaseModel):
@@ -83,39 +78,6 @@ class PrescribeIn(PrescriptionDraft):
 
 class PrescribeOut(BaseModel):
     prescription_id: str
-
-
-@router.post(
-    "/bookings",
-    status_code=201,
-    response_model=VisitState,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    summary="预约挂号",
-)
-async def book(
-    body: BookingIn,
-    request: Request,
-    actor: PatientDep,
-    ctx: ContextDep,
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
-):
-    """Hold the slot for the payment window; answers at once with the visit and its `bill_id`.
-
-    The registration bill opens right after: `GET /visits/{visit_id}/payment` answers with the payment link and the
-    deadline as soon as it is open. An unpaid hold is released when the window passes.
-
-    409 `SLOT_TAKEN` (with `next_free` slots of the same doctor) when someone else holds it;
-    403 `NOT_ELIGIBLE_FOR_REVISIT` without a valid revisit check for the slot's disease;
-    403 `IDENTITY_NOT_VERIFIED` before real-name verification; 403 `CONSENT_REQUIRED` before the agreements.
-    """
-    patient_id = actor.ref or ""
-
-    async def compute() -> tuple[int, dict]:
-        held = await hold_slot(ctx.pg, ctx.sessions, ctx.settings, patient_id, body.slot_id)
-        state = await start_visit(ctx.temporal, ctx.settings, held, patient_id)
-        return 201, state.model_dump(mode="json")
-
-    return await idempotent(request, actor, idempotency_key, compute)
 
 
 @router.get(

@@ -19,16 +19,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from fastapi import Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from api.auth import LIVE_CALLER, actor_of, check_role, full_scope, idle_limits, signed_in
 from api.consent_documents import CONSENT_DOCUMENTS
 from api.consents import consent_required
+from api.context import AppContext
 from api.errors import Problem
+from api.idempotency import CLAIM_CONFLICT, CLAIM_INSERT, answer_claim, check_key, request_hash
 from api.services.booking_blocks import blocked_problem, enforce_no_show_rule
 from api.services.temporal_calls import workflow_call
+from core.passwords import token_digest
 from core.settings import Settings
+from models.common import Role
 from models.tables import Slot
 from models.visit import VisitInput, VisitState
 from workflows.visit import VisitWorkflow, booked_state, visit_workflow_id
@@ -37,46 +44,49 @@ from workflows.visit import VisitWorkflow, booked_state, visit_workflow_id
 HOLD_GRACE = timedelta(minutes=2)
 NEXT_FREE_LIMIT = 5
 
-# `gate` is the slot with the patient's standing, read in the statement's snapshot; `held` is the attempt, whose
-# UPDATE re-checks the slot's own columns on the newest row version after waiting for a concurrent winner's lock, so
-# exactly one attempt takes an open slot. A slot of a cancelled session (停诊) counts as closed even before the
-# schedule flow has closed its slots. Only a refused attempt reads the doctor's next free slots (a CASE branch not
-# taken leaves its subquery unevaluated); they are as of the snapshot, so a slot taken in the same instant may still
-# be offered, and trying it answers with a fresher list.
-_ATTEMPT = """
-    WITH gate AS (
+# `gate` is the slot with the standing of the patient in `caller` (a CTE the statement defines first; no row there,
+# no attempt), read in the statement's snapshot; `held` is the attempt, whose UPDATE re-checks the slot's own columns
+# on the newest row version after waiting for a concurrent winner's lock, so exactly one attempt takes an open slot.
+# A slot of a cancelled session (停诊) counts as closed even before the schedule flow has closed its slots. Only a
+# refused attempt reads the doctor's next free slots (a CASE branch not taken leaves its subquery unevaluated); they
+# are as of the snapshot, so a slot taken in the same instant may still be offered, and trying it answers with a
+# fresher list. The UPDATE finds its row by `{slot}` itself, never through `gate`: joined, the planner may scan the
+# whole table. Placeholders name the statement's parameters.
+_ATTEMPT_CTES = """
+    gate AS (
         SELECT s.id, s.status, s.doctor_id, s.disease_code, s.fee_fen, s.starts_at, s.ends_at, s.reserved_for,
+               c.patient_id AS patient,
                s.patient_id AS holder, s.visit_id AS holder_visit, s.held_until > now() AS hold_live,
                s.starts_at > now() AS upcoming,
                coalesce(sc.status = 'cancelled', false) AS session_cancelled,
-               EXISTS (SELECT 1 FROM patients p WHERE p.id = $2 AND p.verified_at IS NOT NULL) AS verified,
-               ARRAY(SELECT d.document FROM unnest($8::text[], $9::text[]) AS d(document, version)
-                      WHERE NOT EXISTS (SELECT 1 FROM consents c
-                                         WHERE c.patient_id = $2 AND c.document = d.document
-                                           AND c.version = d.version)) AS missing_consents,
+               EXISTS (SELECT 1 FROM patients p WHERE p.id = c.patient_id AND p.verified_at IS NOT NULL) AS verified,
+               ARRAY(SELECT d.document FROM unnest({documents}::text[], {versions}::text[]) AS d(document, version)
+                      WHERE NOT EXISTS (SELECT 1 FROM consents k
+                                         WHERE k.patient_id = c.patient_id AND k.document = d.document
+                                           AND k.version = d.version)) AS missing_consents,
                EXISTS (SELECT 1 FROM revisit_eligibility e
-                        WHERE e.patient_id = $2 AND e.disease_code = s.disease_code
+                        WHERE e.patient_id = c.patient_id AND e.disease_code = s.disease_code
                           AND e.status = 'eligible' AND e.valid_until > now()) AS eligible,
                (SELECT max(b.blocked_until) FROM booking_blocks b
-                 WHERE b.patient_id = $2 AND b.lifted_at IS NULL AND b.blocked_until > now()) AS blocked_until,
+                 WHERE b.patient_id = c.patient_id AND b.lifted_at IS NULL AND b.blocked_until > now()) AS blocked_until,
                (SELECT count(*) FROM no_shows n
-                 WHERE n.patient_id = $2
-                   AND n.recorded_at > now() - make_interval(days => $5::int)
+                 WHERE n.patient_id = c.patient_id
+                   AND n.recorded_at > now() - make_interval(days => {no_show_days}::int)
                    AND n.recorded_at > coalesce(
                        (SELECT max(coalesce(b.lifted_at, b.blocked_from)) FROM booking_blocks b
-                         WHERE b.patient_id = $2),
+                         WHERE b.patient_id = c.patient_id),
                        '-infinity')) AS no_shows
-          FROM slots s LEFT JOIN schedules sc ON sc.id = s.schedule_id
-         WHERE s.id = $1
+          FROM caller c CROSS JOIN slots s LEFT JOIN schedules sc ON sc.id = s.schedule_id
+         WHERE s.id = {slot}
     ), held AS (
         UPDATE slots s
-           SET status = 'held', visit_id = $3, patient_id = $2, held_until = $4
+           SET status = 'held', visit_id = {visit}, patient_id = g.patient, held_until = {held_until}
           FROM gate g
-         WHERE s.id = g.id
-           AND cardinality(g.missing_consents) = 0 AND g.verified AND g.eligible AND g.blocked_until IS NULL AND g.no_shows < $6
-           AND NOT g.session_cancelled
+         WHERE s.id = {slot}
+           AND cardinality(g.missing_consents) = 0 AND g.verified AND g.eligible AND g.blocked_until IS NULL
+           AND g.no_shows < {no_show_limit} AND NOT g.session_cancelled
            AND s.starts_at > now()
-           AND (s.reserved_for IS NULL OR s.reserved_for = $2)
+           AND (s.reserved_for IS NULL OR s.reserved_for = g.patient)
            AND (s.status = 'open' OR (s.status = 'held' AND s.held_until < now()))
         RETURNING s.id
     ), free AS (
@@ -84,16 +94,54 @@ _ATTEMPT = """
           FROM slots f JOIN gate g ON f.doctor_id = g.doctor_id AND f.id <> g.id
          WHERE f.starts_at > now()
            AND (f.status = 'open' OR (f.status = 'held' AND f.held_until < now()))
-           AND (f.reserved_for IS NULL OR f.reserved_for = $2)
+           AND (f.reserved_for IS NULL OR f.reserved_for = g.patient)
            AND NOT EXISTS (SELECT 1 FROM schedules sc WHERE sc.id = f.schedule_id AND sc.status = 'cancelled')
          ORDER BY f.starts_at
-         LIMIT $7
-    )
-    SELECT g.*, w.won,
-           CASE WHEN NOT w.won THEN ARRAY(SELECT id FROM free ORDER BY starts_at) END AS free_ids,
-           CASE WHEN NOT w.won THEN ARRAY(SELECT starts_at FROM free ORDER BY starts_at) END AS free_starts
-      FROM gate g CROSS JOIN (SELECT EXISTS (SELECT 1 FROM held) AS won) w
-    """
+         LIMIT {free_limit}
+    )"""
+_ATTEMPT_RESULT = """
+    g.*, EXISTS (SELECT 1 FROM held) AS won,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM held) THEN ARRAY(SELECT id FROM free ORDER BY starts_at) END AS free_ids,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM held) THEN ARRAY(SELECT starts_at FROM free ORDER BY starts_at) END AS free_starts
+"""
+
+# `_ATTEMPT_CTES`' parameters, in the order the statements take them (`_attempt_args`).
+_ATTEMPT_PARAMS = (
+    "slot",
+    "visit",
+    "held_until",
+    "no_show_days",
+    "no_show_limit",
+    "free_limit",
+    "documents",
+    "versions",
+)
+
+
+def _attempt_ctes(first: int) -> str:
+    """`_ATTEMPT_CTES` with its parameters numbered from `first`."""
+    return _ATTEMPT_CTES.format(**{name: f"${first + n}" for n, name in enumerate(_ATTEMPT_PARAMS)})
+
+
+# An attempt for a patient already known: $9.
+_ATTEMPT = f"WITH caller AS (SELECT $9::text AS patient_id), {_attempt_ctes(1)} SELECT {_ATTEMPT_RESULT} FROM gate g"
+
+# The whole of a booking request in one round trip: who is asking (the token, $1–$3 as in `LIVE_CALLER`), the claim
+# of its Idempotency-Key ($12, NULL without one; $13 the request's hash) and, only for a patient whose claim succeeded,
+# the attempt. The caller's columns come back prefixed `caller_`; `claimed` says whether this request owns the key.
+_BOOK = (
+    f"WITH {LIVE_CALLER}, patient AS ("
+    "    SELECT l.id AS user_id, l.patient_id FROM live l WHERE l.role = 'patient' AND l.patient_id IS NOT NULL"
+    f"), claim AS ({CLAIM_INSERT} SELECT p.user_id, $12::text, $13::text, 0, '{{}}'::jsonb, now() FROM patient p"
+    f"    WHERE $12::text IS NOT NULL {CLAIM_CONFLICT}"
+    "), caller AS (SELECT p.patient_id FROM patient p WHERE $12::text IS NULL OR EXISTS (SELECT 1 FROM claim)), "
+    + _attempt_ctes(4)
+    + " SELECT l.id AS caller_id, l.role AS caller_role, l.display_name AS caller_display_name,"
+    " l.auth_time AS caller_auth_time, l.scope AS caller_scope, l.mfa_method AS caller_mfa_method,"
+    " l.patient_id AS caller_patient_id, l.doctor_id AS caller_doctor_id, l.pharmacist_id AS caller_pharmacist_id,"
+    f" EXISTS (SELECT 1 FROM claim) AS claimed, {_ATTEMPT_RESULT}"
+    " FROM live l LEFT JOIN gate g ON true"
+)
 
 
 @dataclass
@@ -102,21 +150,28 @@ class Held:
     visit_id: str
 
 
-async def _attempt(pg: asyncpg.Pool, settings: Settings, patient_id: str, slot_id: str, visit_id: str) -> Any | None:
-    held_until = datetime.now(UTC) + timedelta(seconds=settings.registration_pay_window_s) + HOLD_GRACE
+def _attempt_args(settings: Settings, slot_id: str, visit_id: str) -> tuple[Any, ...]:
+    """The values of `_ATTEMPT_PARAMS`: the slot, the hold (visit and expiry), the no-show rule, how many free slots a
+    loser is offered, and the agreements (ids, versions) a patient must have accepted."""
     documents = list(CONSENT_DOCUMENTS.values())
-    return await pg.fetchrow(
-        _ATTEMPT,
+    return (
         slot_id,
-        patient_id,
         visit_id,
-        held_until,
+        datetime.now(UTC) + timedelta(seconds=settings.registration_pay_window_s) + HOLD_GRACE,
         settings.no_show_window_days,
         settings.no_show_limit,
         NEXT_FREE_LIMIT,
         [doc.id for doc in documents],
         [doc.version for doc in documents],
     )
+
+
+def _new_visit_id(slot_id: str) -> str:
+    return f"{slot_id}-{secrets.token_hex(4)}"
+
+
+async def _attempt(pg: asyncpg.Pool, settings: Settings, patient_id: str, slot_id: str, visit_id: str) -> Any | None:
+    return await pg.fetchrow(_ATTEMPT, *_attempt_args(settings, slot_id, visit_id), patient_id)
 
 
 def _slot(gate: Any, status: str) -> Slot:
@@ -144,9 +199,22 @@ async def hold_slot(
     slot_id: str,
 ) -> Held:
     """Hold the slot for this patient, or raise the problem that says why not."""
-    visit_id = f"{slot_id}-{secrets.token_hex(4)}"
+    visit_id = _new_visit_id(slot_id)
     gate = await _attempt(pg, settings, patient_id, slot_id, visit_id)
-    if gate is not None and _rule_pending(gate, settings):
+    return await _decided(pg, sessions, settings, patient_id, slot_id, visit_id, gate)
+
+
+async def _decided(
+    pg: asyncpg.Pool,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    patient_id: str,
+    slot_id: str,
+    visit_id: str,
+    gate: Any | None,
+) -> Held:
+    """The hold an attempt made, or the problem that says why it made none (`gate` without a slot id: no such slot)."""
+    if gate is not None and gate["id"] is not None and _rule_pending(gate, settings):
         # Rare: the patient reached the no-show limit since their last booking. Record the block, then decide again
         # (a block whose time already ran out only records history, and the patient may book).
         async with sessions() as session:
@@ -154,7 +222,7 @@ async def hold_slot(
         if block is not None:
             raise blocked_problem(block.blocked_until)
         gate = await _attempt(pg, settings, patient_id, slot_id, visit_id)
-    if gate is None:
+    if gate is None or gate["id"] is None:
         raise Problem(404, "NOT_FOUND", "号源不存在", f"号源 {slot_id} 不存在")
     if gate["won"]:
         return Held(slot=_slot(gate, "held"), visit_id=visit_id)
@@ -169,6 +237,34 @@ async def hold_slot(
         "该号源已被其他患者预约，请选择其他号源",
         next_free=_next_free(gate),
     )
+
+
+async def book(request: Request, ctx: AppContext, token: str, key: str | None, slot_id: str) -> JSONResponse:
+    """`POST /bookings`: who is asking, the Idempotency-Key's claim and the attempt in one statement (`_BOOK`); then,
+    for the winner, the Visit flow starts. At a release-time rush nearly every request is a refusal, and each round
+    trip saved is work neither the API nor PostgreSQL does thousands of times a second."""
+    if key is not None:
+        check_key(key)
+    hashed = await request_hash(request) if key is not None else None
+    settings = ctx.settings
+    visit_id = _new_visit_id(slot_id)
+    row = await ctx.pg.fetchrow(
+        _BOOK,
+        token_digest(token),
+        *idle_limits(settings),
+        *_attempt_args(settings, slot_id, visit_id),
+        key,
+        hashed,
+    )
+    actor = signed_in(request, None if row is None else actor_of(row, settings, prefix="caller_"))
+    patient_id = check_role(full_scope(actor), Role.PATIENT).ref or ""
+
+    async def compute() -> tuple[int, dict[str, Any]]:
+        held = await _decided(ctx.pg, ctx.sessions, settings, patient_id, slot_id, visit_id, row)
+        state = await start_visit(ctx.temporal, settings, held, patient_id)
+        return 201, state.model_dump(mode="json")
+
+    return await answer_claim(request, actor.user_id, key, hashed, bool(row and row["claimed"]), compute)
 
 
 def _next_free(gate: Any) -> list[dict[str, str]]:

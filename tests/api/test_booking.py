@@ -10,15 +10,15 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from bench.booking_rush import RushPatient, create_patients
 from core.crypto.sm import FieldCipher
 from core.settings import Settings
 from models.common import Role
-from models.tables import Patient, Schedule, Slot
-from tests.api.helpers import make_department, make_disease, make_slot, make_user, unique
+from models.tables import IdempotencyRecord, Patient, Schedule, Slot
+from tests.api.helpers import login, make_department, make_disease, make_slot, make_user, unique
 
 
 def bearer(patient: RushPatient) -> dict[str, str]:
@@ -177,3 +177,32 @@ async def test_a_losers_answer_is_replayed_for_its_idempotency_key(api, clinic) 
     assert again.headers["idempotent-replayed"] == "true"
     fresh = await book(api, patient, taken, str(uuid.uuid4()))
     assert_problem(fresh, 409, "SLOT_CLOSED")
+
+
+async def test_only_a_signed_in_patient_books_and_a_refused_caller_claims_nothing(api, clinic) -> None:
+    """Who is asking is decided in the booking statement itself: a missing or dead token and a staff token are refused
+    before the Idempotency-Key is claimed or the slot is touched."""
+    slot_id = await clinic.slot()
+    key = str(uuid.uuid4())
+    unauthenticated = await api.post("/api/v1/bookings", json={"slot_id": slot_id}, headers={"Idempotency-Key": key})
+    assert_problem(unauthenticated, 401, "UNAUTHORIZED")
+    dead = {"Authorization": "Bearer not-a-live-token", "Idempotency-Key": key}
+    assert_problem(await api.post("/api/v1/bookings", json={"slot_id": slot_id}, headers=dead), 401, "UNAUTHORIZED")
+    username, _ = await make_user(clinic.sessions, Role.DOCTOR, department_id=await make_department(clinic.sessions))
+    doctor = await login(api, username) | {"Idempotency-Key": key}
+    refused = assert_problem(
+        await api.post("/api/v1/bookings", json={"slot_id": slot_id}, headers=doctor), 403, "FORBIDDEN"
+    )
+    assert "患者" in refused["detail"]
+    async with clinic.sessions() as session:
+        slot = await session.get(Slot, slot_id)
+        assert slot is not None and slot.status == "open" and slot.patient_id is None
+        assert (
+            await session.execute(select(IdempotencyRecord).where(col(IdempotencyRecord.key) == key))
+        ).first() is None
+    # The key was never claimed: a patient may still use it, and a repeat with another body is refused.
+    patient = await clinic.patient()
+    assert_problem(await book(api, patient, slot_id, "not a valid key"), 400, "INVALID_IDEMPOTENCY_KEY")
+    taken = await clinic.taken_slot()
+    assert_problem(await book(api, patient, taken, key), 409, "SLOT_TAKEN")
+    assert_problem(await book(api, patient, slot_id, key), 422, "IDEMPOTENCY_KEY_REUSED")
