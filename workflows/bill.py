@@ -14,8 +14,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from models.billing import BillInput, BillState, BillStatus, ChannelOrder, ChannelOrderStatus, PaymentNotice
+    from workflows.steps import Notices, call, db, local, yuan
 
-from workflows.steps import Notices, call, db, local, yuan
 
 BILL_OPENED_SIGNAL = "bill_opened"
 

@@ -24,8 +24,8 @@ from temporalio.client import (
 with workflow.unsafe.imports_passed_through():
     from activities.duty import DutyActivities
     from models.duty import DutyCheckInput, DutyCheckResult, DutyStatus
+    from workflows.steps import Notices, db, local
 
-from workflows.steps import Notices, db, local
 
 SCHEDULE_ID = "pharmacist-duty-check"
 

@@ -28,8 +28,8 @@ with workflow.unsafe.imports_passed_through():
         UnlockSignOff,
     )
     from models.prescription import PickupMethod
+    from workflows.steps import Notices, call, db
 
-from workflows.steps import Notices, call, db
 
 TRACKING_POLL = timedelta(hours=1)
 MAX_PICKUP_ATTEMPTS = 5

@@ -9,8 +9,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.integration import GatewayAlert
+    from workflows.steps import Notices, local
 
-from workflows.steps import Notices, local
 
 # Refusals of callers naming no known application are counted under this id (api/gateway/store.py).
 _UNKNOWN_APP = "-"

@@ -7,8 +7,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.identity import IdentityActivities
     from models.identity import IdentityCheckInput, RealNameResult
-
-from workflows.steps import Notices, call, db
+    from workflows.steps import Notices, call, db
 
 
 def identity_workflow_id(patient_id: str, submission: str) -> str:

@@ -20,8 +20,8 @@ from temporalio.client import (
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from models.ledger import TreeHead
+    from workflows.steps import call
 
-from workflows.steps import call
 
 SCHEDULE_ID = "ledger-tree-head"
 # Bounds how long an appended entry waits for a signed, timestamped head; each head costs one TSA stamp.

@@ -45,11 +45,11 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from models.signature import SignatureRecord
+    from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
+    from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
+    from workflows.refund import RefundWorkflow, refund_workflow_id
+    from workflows.steps import Notices, call, db
 
-from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
-from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
-from workflows.refund import RefundWorkflow, refund_workflow_id
-from workflows.steps import Notices, call, db
 
 # Signatures became SM2-signed and timestamped through outside systems; earlier flows signed with a local activity.
 SM2_SIGNATURES = "sm2-signatures"

@@ -42,8 +42,8 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StatementRequest,
     )
+    from workflows.steps import DB_RETRY, Notices, integration_queue, yuan
 
-from workflows.steps import DB_RETRY, Notices, integration_queue, yuan
 
 FINANCE = "role:finance"
 CHANNEL_NAMES = {"sandbox": "沙箱支付", "wechatpay": "微信支付", "alipay": "支付宝", INSURANCE_CHANNEL: "医保"}

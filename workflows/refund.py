@@ -13,8 +13,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from models.billing import ChannelRefund, RefundInput, RefundResult, RefundStatus
+    from workflows.steps import Notices, call, db, yuan
 
-from workflows.steps import Notices, call, db, yuan
 
 POLL_INTERVAL = timedelta(minutes=1)
 # What patients are told to expect, per channel (8.4.2: 退款到账时间提示).

@@ -20,8 +20,7 @@ with workflow.unsafe.imports_passed_through():
         RevisitEvidenceQuery,
         RevisitStatus,
     )
-
-from workflows.steps import call, db
+    from workflows.steps import call, db
 
 
 def revisit_workflow_id(patient_id: str, disease_code: str) -> str:

@@ -31,9 +31,9 @@ with workflow.unsafe.imports_passed_through():
         VisitChangeProgress,
         VisitOutcome,
     )
+    from workflows.steps import Notices, db, local
+    from workflows.visit import CHANGE_PROGRESS_SIGNAL, VisitWorkflow, refusal, visit_workflow_id
 
-from workflows.steps import Notices, db, local
-from workflows.visit import CHANGE_PROGRESS_SIGNAL, VisitWorkflow, refusal, visit_workflow_id
 
 _WHAT = {ChangeKind.LEAVE: "停诊", ChangeKind.SUBSTITUTION: "替诊"}
 

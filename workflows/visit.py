@@ -50,11 +50,11 @@ with workflow.unsafe.imports_passed_through():
         VisitState,
         WriteRecord,
     )
+    from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
+    from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
+    from workflows.refund import RefundWorkflow, refund_workflow_id
+    from workflows.steps import Notices, call, db, local, yuan
 
-from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
-from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
-from workflows.refund import RefundWorkflow, refund_workflow_id
-from workflows.steps import Notices, call, db, local, yuan
 
 REMINDER_LEAD = timedelta(minutes=10)
 # Patients check in from this long before their slot starts until it ends.
