@@ -53,6 +53,10 @@ import httpx
 import uvloop
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from api.consent_documents import CONSENT_DOCUMENTS
 from api.hospital_time import SHANGHAI, hospital_today
@@ -80,6 +84,7 @@ REQUEST_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 90.0
 # Where the API started by `--own` writes its log (next to the other local state).
 API_LOG = ROOT / ".qihuang" / "bench-booking-rush-api.log"
+WORKER_LOG = ROOT / ".qihuang" / "bench-booking-rush-worker.log"
 
 
 # --- accounts and slots (also used by tests/e2e/test_booking_rush.py) -----------------------------------------------
@@ -421,9 +426,9 @@ def _machine_busy_s() -> float:
 
 
 def _cpu_by_group(generators: Collection[int], database: str) -> dict[str, float]:
-    """CPU seconds so far of the processes that make up the run, from /proc: the load generators, this process
-    (with --own: the workers), its other descendants (with --own: the API and the Temporal dev server) and the
-    PostgreSQL backends serving the run's database. Whatever else the machine does is the rest of its busy time."""
+    """CPU seconds so far of the processes that make up the run, from /proc: the load generators, this process, its
+    other descendants (with --own: the worker, the API and the Temporal dev server) and the PostgreSQL backends serving
+    the run's database. Whatever else the machine does is the rest of its busy time."""
     ticks = os.sysconf("SC_CLK_TCK")
     processes: dict[int, tuple[int, str, float]] = {}
     for entry in Path("/proc").iterdir():
@@ -451,7 +456,7 @@ def _cpu_by_group(generators: Collection[int], database: str) -> dict[str, float
         elif pid == os.getpid():
             groups["this process"] += cpu_s
         elif ours(pid):
-            groups["temporal" if "temporal" in command else "api"] += cpu_s
+            groups["temporal" if "temporal" in command else "worker" if "workers.worker" in command else "api"] += cpu_s
         elif command.startswith("postgres:") and f" {database} " in command:
             groups["postgres"] += cpu_s
     return groups
@@ -541,13 +546,12 @@ async def attached(api: str, database_url: str) -> AsyncIterator[Target]:
 
 @asynccontextmanager
 async def own_stack(api_workers: int, api_log_level: str) -> AsyncIterator[Target]:
-    """A fresh `qihuang_bench_rush` database with the demo hospital, a Temporal dev server, the workers in this process
-    and the API served by uvicorn (`api_workers` processes) on a free loopback port."""
-    from activities.adapters.registry import load_adapters
+    """A fresh `qihuang_bench_rush` database with the demo hospital, a Temporal dev server, the worker process and the
+    API served by uvicorn (`api_workers` processes) on a free loopback port: the processes `make dev` runs, with the
+    worker at the priority the dev stack gives it (temporal-dev.yml)."""
     from bench._stack import postgres_server, prepare_database, start_temporal
     from core.postgres import ensure_database
-    from workers.devstack import choose_port
-    from workers.worker import build_activities, build_workers
+    from workers.devstack import DEFAULT_CONFIG, choose_port, load_config
 
     database_url = _dsn(await ensure_database(await postgres_server(), BENCH_DATABASE, fresh=True))
     queue = f"rush-{uuid.uuid4().hex[:6]}"
@@ -556,13 +560,8 @@ async def own_stack(api_workers: int, api_log_level: str) -> AsyncIterator[Targe
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
         env = await stack.enter_async_context(await start_temporal())
-        for worker in build_workers(
-            env.client, queue, build_activities(sessions, settings, load_adapters(sessions, settings))
-        ):
-            await stack.enter_async_context(worker)
         port = choose_port("127.0.0.1", 8100)
         api = f"http://127.0.0.1:{port}"
-        log_path = API_LOG
         server_env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -571,7 +570,21 @@ async def own_stack(api_workers: int, api_log_level: str) -> AsyncIterator[Targe
             "QIHUANG_TASK_QUEUE": queue,
             "QIHUANG_LOG_LEVEL": api_log_level,
         }
-        with log_path.open("wb") as api_log:
+        nice = load_config(DEFAULT_CONFIG).env.get("QIHUANG_WORKER_NICE")
+        if nice is not None:
+            server_env["QIHUANG_WORKER_NICE"] = str(nice)
+        with API_LOG.open("wb") as api_log, WORKER_LOG.open("wb") as worker_log:
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "workers.worker",
+                cwd=ROOT,
+                env={**server_env, "QIHUANG_LOG_LEVEL": "WARNING"},
+                stdout=worker_log,
+                stderr=worker_log,
+                start_new_session=True,
+            )
+            stack.push_async_callback(_stop, worker)
             server = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -596,9 +609,34 @@ async def own_stack(api_workers: int, api_log_level: str) -> AsyncIterator[Targe
                 start_new_session=True,
             )
         stack.push_async_callback(_stop, server)
+        await _wait_polled(
+            env.client,
+            (
+                (queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+                (f"{queue}-integrations", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+            ),
+            worker,
+        )
         await _wait_ready(api, server)
-        _log(f"API on {api} ({api_workers} uvicorn worker(s), log in {log_path})")
+        _log(f"API on {api} ({api_workers} uvicorn worker(s), log in {API_LOG}); worker log in {WORKER_LOG}")
         yield Target(api=api, dsn=_dsn(database_url), sessions=sessions, settings=settings)
+
+
+async def _wait_polled(
+    client: Client, queues: Sequence[tuple[str, TaskQueueType.ValueType]], worker: asyncio.subprocess.Process
+) -> None:
+    """Until the worker process polls each of the task queues (for the tasks of the given type)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    for queue, kind in queues:
+        request = DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+        )
+        while not (await client.workflow_service.describe_task_queue(request)).pollers:
+            if worker.returncode is not None:
+                raise RuntimeError(f"the worker exited with code {worker.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no worker polled {queue} within {READY_TIMEOUT_S:g} s")
+            await asyncio.sleep(0.3)
 
 
 async def _wait_ready(api: str, server: asyncio.subprocess.Process) -> None:

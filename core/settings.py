@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # so a slow HIS or courier never starves booking or payment.
     task_queue: str = "qihuang"
     max_concurrent_activities: int = 50
+    # Added to the worker process's nice value at start. Where the worker shares its CPUs with the API (one host, as
+    # the dev stack runs), a positive value lets the API answer first at a release-time rush while the flows it
+    # started catch up a moment later; on a host of its own it changes nothing.
+    worker_nice: int = Field(default=0, ge=0, le=19)
 
     # SM4 key (hex, 16 bytes) for PII at rest and HMAC-SM3 key (hex) for blind indexes.
     pii_key: str = _DEV_PII_KEY

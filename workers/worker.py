@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import os
 import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -196,6 +197,8 @@ def build_workers(client: Client, task_queue: str, activities: ActivitySets, max
 
 async def serve(settings: Settings) -> None:
     settings.check()
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     client = await connect(settings)

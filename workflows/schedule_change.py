@@ -112,7 +112,9 @@ class ScheduleChangeWorkflow:
             substitute_name=change.substitute_name,
             choice_deadline=deadline,
         )
-        handle = workflow.get_external_workflow_handle_for(VisitWorkflow.run, visit_workflow_id(visit.visit_id))
+        handle: workflow.ExternalWorkflowHandle[VisitWorkflow] = workflow.get_external_workflow_handle_for(
+            VisitWorkflow.run, visit_workflow_id(visit.visit_id)
+        )
         try:
             await handle.signal(VisitWorkflow.schedule_changed, notice)
         except ApplicationError:
