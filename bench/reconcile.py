@@ -2,8 +2,10 @@
 
 The platform holds --orders bills of one channel, paid across one Beijing-time day (the first at 00:00:00, the last at
 23:59:59.999999), and a succeeded refund that day for one bill in 20. The channel's statement holds a line for each of
-them, stored where `download_statement` stores it (`channel_statements` and `channel_statement_lines`, the run pointing
-at it). Into both, --mismatch-rate × orders differences of EACH kind are injected (0.1%: 1,000 of each at 1e6):
+them, stored where `download_statement` stores it (`channel_statements` and `channel_statement_lines`, under the id of
+the run that matches it, the run pointing at it, each line flagged as `download_statement` flags a number that repeats
+in the statement). Into both, --mismatch-rate × orders differences of EACH kind are injected (0.1%: 1,000 of each at
+1e6):
 - channel_only (长款): a line the platform has no record of (mostly payments, some refunds under unknown numbers);
 - platform_only (短款): a paid bill or succeeded refund without a line;
 - amount_mismatch: a line whose amount differs from the platform's;
@@ -13,15 +15,16 @@ A difference falls on a bill's refund rather than its payment where the bill has
 refunds. Everything is loaded with COPY (setup, not measured), then VACUUM ANALYZE and CHECKPOINT, so the timed
 statements start from the steady state of long-lived tables and no checkpoint of the load lands inside them.
 
-`seconds` is `ReconciliationActivities.match_statement` itself (the local activity the workflow runs: the matching
-INSERT … SELECT writing one item per number, the run's summary UPDATE, the statement marked reconciled, the open item
-ids read back). `found` and `false_positives` are read back from `reconciliation_items` and compared with what was
-injected; every other item must be `matched`.
+`seconds` is `ReconciliationActivities.match_statement` itself (the local activity the workflow runs: its planner
+settings, the one matching statement that writes an item per difference and the matched count and totals onto the
+run, the statement marked reconciled, the open item ids read back). `found` and `false_positives` are read back from
+`reconciliation_items` (differences only) and compared with what was injected; `matched` (the run's count) must be
+every other number, and `matched_fen` the platform's total of them.
 
 `baseline_seconds`, in the same run: the same two sides COPYed into two bare temp tables (kind, number, amount and
 whether the money moved / the platform counts it) and ONE FULL OUTER JOIN classifying every number the same way,
-written into a temp table (CREATE TEMP TABLE … AS). Temp tables are never scanned in parallel and the product's INSERT
-… SELECT is never planned in parallel, so both are single-process. `baseline_agrees` checks its counts per outcome
+written into a temp table (CREATE TEMP TABLE … AS). Temp tables are never scanned in parallel and the product's
+statement writes (data-modifying statements are never planned in parallel), so both are single-process. `baseline_agrees` checks its counts per outcome
 equal the product's. `--explain` logs the product's matching statement under EXPLAIN (ANALYZE, BUFFERS), rolled back.
 
 `cpu_seconds` and `baseline_cpu_seconds` are the CPU time of the PostgreSQL backend that ran each (read from /proc when
@@ -61,7 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.adapters.insurance.sandbox import SandboxInsurance
 from activities.insurance_book import NoInsuranceSettlements
-from activities.reconciliation import _MATCH, ReconciliationActivities, _line_row
+from activities.reconciliation import _MATCH, _MATCH_SETTINGS, ReconciliationActivities, _line_row, number_key
 from bench._stack import _proc_cpu_s, configure_logging, log, postgres_server
 from core.db import make_engine, make_sessionmaker
 from core.migrate import upgrade
@@ -74,7 +77,8 @@ from models.reconciliation import OpenRun, Outcome
 DATABASE = "qihuang_bench_reconcile"
 CHANNEL = "sandbox"
 DAY = date(2025, 3, 10)
-STATEMENT_ID = f"{CHANNEL}-{DAY:%Y%m%d}"
+# The statement belongs to the run that downloads it: the day's first run.
+STATEMENT_ID = f"{CHANNEL}-{DAY:%Y%m%d}-1"
 REFUND_EVERY = 20  # one bill in 20 has a refund that day
 USER_ID = "u-bench-reconcile"
 PATIENT_ID = "p-bench-reconcile"
@@ -92,7 +96,7 @@ REFUND_COLUMNS = [
 ]  # fmt: skip
 LINE_COLUMNS = [
     "statement_id", "line_no", "kind", "out_trade_no", "out_refund_no", "transaction_id", "refund_id", "amount_fen",
-    "fee_fen", "occurred_at", "status", "succeeded",
+    "fee_fen", "occurred_at", "status", "succeeded", "repeated",
 ]  # fmt: skip
 
 # The baseline: the bare minimum each side needs for the classification, in temp tables.
@@ -291,8 +295,15 @@ class Day:
 
     @property
     def numbers(self) -> int:
-        """Items the product writes: one per bill, per refund and per line the platform has no record of."""
+        """Numbers the product classifies: one per bill, per refund and per line the platform has no record of."""
         return self.orders + self.refund_count + self.per_kind
+
+    def matched_fen(self) -> tuple[int, int]:
+        """(payments, refunds): the platform's amounts of the numbers on which both sides agree."""
+        differs = {(i, PAYMENT if not self.has_refund(i) else REFUND) for i in self.targets}
+        payments = sum(self.amount(i) for i in range(self.orders) if (i, PAYMENT) not in differs)
+        refunds = sum(self.amount(i) // 2 for i in range(7, self.orders, REFUND_EVERY) if (i, REFUND) not in differs)
+        return payments, refunds
 
     # The baseline's two sides, from the very same rows.
 
@@ -346,7 +357,10 @@ async def load(conn: asyncpg.Connection, day: Day) -> int:
         DAY,
     )
     started = time.perf_counter()
-    await conn.copy_records_to_table("channel_statement_lines", records=day.lines(), columns=LINE_COLUMNS)
+    # Whether a line's number repeats, as download_statement flags it (the day has none; asked of the product anyway).
+    repeats = Counter(_number_key(line) for line in day.lines())
+    records = ((*line, repeats[_number_key(line)] > 1) for line in day.lines())
+    await conn.copy_records_to_table("channel_statement_lines", records=records, columns=LINE_COLUMNS)
     lines = await conn.fetchval(
         """
         UPDATE channel_statements st
@@ -368,6 +382,10 @@ async def load(conn: asyncpg.Connection, day: Day) -> int:
     return int(lines)
 
 
+def _number_key(line: tuple[Any, ...]) -> str:
+    return number_key(kind=line[2], out_trade_no=line[3], out_refund_no=line[4], line_no=line[1])
+
+
 async def settle(conn: asyncpg.Connection, *tables: str) -> None:
     """Hint bits set, statistics fresh, the load's dirty pages written: what the timed statement finds is steady."""
     for name in tables:
@@ -386,7 +404,7 @@ class Measured:
     # CPU seconds of the PostgreSQL backend that did the work (None where the server is not on this machine): on a
     # shared machine wall time swings with everyone else's load, this far less.
     cpu_seconds: float | None
-    outcomes: Counter[str]  # items per outcome
+    outcomes: Counter[str]  # numbers per outcome
 
 
 def backend_cpu_s(pid: int) -> float | None:
@@ -404,7 +422,16 @@ def cpu_used(pid: int, before: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-async def product_match(settings: Settings, day: Day, *, explain: bool) -> tuple[Measured, Counter[str], int]:
+@dataclass
+class Product:
+    measured: Measured
+    found: Counter[str]  # injected numbers found with their outcome
+    invented: int  # differences flagged that were not injected as exactly that
+    stored: int  # items written (differences only)
+    matched_fen: tuple[int, int]  # the run's matched totals (payments, refunds)
+
+
+async def product_match(settings: Settings, day: Day, *, explain: bool) -> Product:
     """The product's matching, timed; with the injected numbers found per outcome and the differences invented."""
     # One connection, so the backend whose CPU is read is the one the activity runs on.
     engine = make_engine(settings, pool_size=1)
@@ -416,7 +443,8 @@ async def product_match(settings: Settings, day: Day, *, explain: bool) -> tuple
         run_id = await acts.open_run(
             OpenRun(channel=CHANNEL, bill_date=DAY, workflow_id="reconcile-bench", workflow_run_id="bench", round=1)
         )
-        # Where download_statement leaves it: the run points at the day's statement.
+        assert run_id == STATEMENT_ID, f"the statement was loaded under {STATEMENT_ID}, the run is {run_id}"
+        # Where download_statement leaves it: the run points at its statement.
         async with sessions() as session, session.begin():
             await session.execute(
                 text("UPDATE reconciliation_runs SET statement_id = :statement WHERE id = :run"),
@@ -433,52 +461,44 @@ async def product_match(settings: Settings, day: Day, *, explain: bool) -> tuple
         async with sessions() as session:
             if await session.scalar(text("SELECT pg_backend_pid()")) != pid:
                 cpu = None  # the pool changed connections: the CPU read is not the activity's
-            outcomes = Counter(
-                {
-                    row.outcome: int(row.n)
-                    for row in await session.execute(
-                        text("SELECT outcome, count(*) AS n FROM reconciliation_items WHERE run_id = :run GROUP BY 1"),
-                        {"run": run_id},
-                    )
-                }
-            )
             differences = {
                 (row.kind, row.out_trade_no, row.out_refund_no): row.outcome
                 for row in await session.execute(
                     text(
-                        "SELECT kind, out_trade_no, out_refund_no, outcome FROM reconciliation_items"
-                        " WHERE run_id = :run AND outcome <> 'matched'"
+                        "SELECT kind, out_trade_no, out_refund_no, outcome FROM reconciliation_items WHERE run_id = :run"
                     ),
                     {"run": run_id},
                 )
             }
         if explain:
-            await explain_match(sessions, run_id)
+            await explain_match(sessions, acts, run_id)
     finally:
         await engine.dispose()
+    outcomes = Counter(differences.values())
+    outcomes[str(Outcome.MATCHED)] = summary.matched
     injected = day.injected()
     found = Counter(str(outcome) for key, outcome in injected.items() if differences.get(key) == outcome)
     # Anything flagged that was not injected as exactly that (a wrong outcome on an injected number counts too).
     invented = sum(1 for key, outcome in differences.items() if injected.get(key) != outcome)
-    return Measured(seconds, cpu, outcomes), found, invented
+    return Product(
+        measured=Measured(seconds, cpu, outcomes),
+        found=found,
+        invented=invented,
+        stored=len(differences),
+        matched_fen=(summary.matched_payment_fen, summary.matched_refund_fen),
+    )
 
 
-async def explain_match(sessions: async_sessionmaker[AsyncSession], run_id: str) -> None:
-    """The matching statement again under EXPLAIN (ANALYZE, BUFFERS), in a transaction rolled back."""
+async def explain_match(
+    sessions: async_sessionmaker[AsyncSession], acts: ReconciliationActivities, run_id: str
+) -> None:
+    """The matching statement again under EXPLAIN (ANALYZE, BUFFERS), with its settings, in a transaction rolled
+    back."""
     async with sessions() as session:
-        run = (
-            await session.execute(
-                text("SELECT statement_id, channel, bill_date FROM reconciliation_runs WHERE id = :run"),
-                {"run": run_id},
-            )
-        ).one()
-        params = {
-            "run_id": run_id,
-            "statement_id": run.statement_id,
-            "channel": run.channel,
-            "bill_date": run.bill_date,
-        }
-        plan = await session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + str(_MATCH.text)), params)
+        run = (await session.execute(text("SELECT * FROM reconciliation_runs WHERE id = :run"), {"run": run_id})).one()
+        for setting in _MATCH_SETTINGS:
+            await session.execute(text(setting))
+        plan = await session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + str(_MATCH.text)), acts.match_params(run))
         log.info("EXPLAIN ANALYZE of the product's matching (rolled back):\n%s", "\n".join(row[0] for row in plan))
         await session.rollback()
 
@@ -518,15 +538,16 @@ async def run(args: argparse.Namespace, *, server: str | None = None, database: 
     try:
         lines = await load(conn, day)
         await settle(conn, "bills", "refunds", "channel_statements", "channel_statement_lines")
-        product, found, invented = await product_match(settings, day, explain=args.explain)
+        product = await product_match(settings, day, explain=args.explain)
         base = await baseline(conn, day)
     finally:
         await conn.close()
 
     injected = {str(kind): per_kind for kind in KINDS}
+    found, measured = product.found, product.measured
     cpu_ratio = (
-        round(product.cpu_seconds / base.cpu_seconds, 2)
-        if product.cpu_seconds is not None and base.cpu_seconds
+        round(measured.cpu_seconds / base.cpu_seconds, 2)
+        if measured.cpu_seconds is not None and base.cpu_seconds
         else None
     )
     return {
@@ -536,16 +557,20 @@ async def run(args: argparse.Namespace, *, server: str | None = None, database: 
         "channel_lines": lines,
         "injected": {**injected, "total": sum(injected.values())},
         "found": {**{str(kind): found[str(kind)] for kind in KINDS}, "total": sum(found[str(k)] for k in KINDS)},
-        "false_positives": invented,
-        "items": sum(product.outcomes.values()),
-        "items_expected": day.numbers,
-        "seconds": round(product.seconds, 3),
+        "false_positives": product.invented,
+        # Differences are stored, one item each; agreeing numbers are counted and totalled on the run.
+        "items": product.stored,
+        "items_expected": sum(injected.values()),
+        "matched": measured.outcomes[str(Outcome.MATCHED)],
+        "matched_expected": day.numbers - sum(injected.values()),
+        "matched_fen_agrees": product.matched_fen == day.matched_fen(),
+        "seconds": round(measured.seconds, 3),
         "baseline_seconds": round(base.seconds, 3),
-        "ratio": round(product.seconds / base.seconds, 2),
-        "cpu_seconds": _rounded(product.cpu_seconds),
+        "ratio": round(measured.seconds / base.seconds, 2),
+        "cpu_seconds": _rounded(measured.cpu_seconds),
         "baseline_cpu_seconds": _rounded(base.cpu_seconds),
         "cpu_ratio": cpu_ratio,
-        "baseline_agrees": dict(base.outcomes) == dict(product.outcomes),
+        "baseline_agrees": dict(base.outcomes) == dict(measured.outcomes),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }

@@ -2,8 +2,9 @@
 
 A payment channel's statement lines are matched against the platform's paid bills and succeeded refunds of that day;
 医保 is checked with 3201 (totals) and, where they differ, 3202 (per settlement). Every difference becomes an item
-that finance resolves. Outcomes are named from the platform's side: `channel_only` is money the channel has and the
-platform does not (长款), `platform_only` the reverse (短款).
+that finance resolves; agreeing numbers are counted and totalled on the run. Outcomes are named from the platform's
+side: `channel_only` is money the channel has and the platform does not (长款), `platform_only` the reverse (短款).
+A hospital with several campuses (院区, each its own merchant) reconciles each campus's statement on its own.
 
 These DTOs travel through workflows: no time or uuid default factories.
 """
@@ -58,7 +59,7 @@ class ItemKind(StrEnum):
 
 
 class ResolutionState(StrEnum):
-    NONE = "none"  # matched: nothing to resolve
+    NONE = "none"  # matched (items of runs from before differences alone were stored): nothing to resolve
     OPEN = "open"
     RESOLVED = "resolved"
 
@@ -76,6 +77,9 @@ class Resolution(StrEnum):
 class ReconcileInput(BaseModel):
     channel: str
     bill_date: date
+    # The campus (院区) reconciled on its own, with its name for the notices; none for the whole hospital.
+    campus: str | None = None
+    campus_name: str | None = None
     # Business timings, in seconds, carried in the input so a running flow keeps the values it started with (and
     # tests can shorten them). WeChat Pay and Alipay publish a day's statement at about 10:00 the next day.
     retry_every_s: int = Field(default=30 * 60, gt=0)
@@ -88,6 +92,8 @@ class DailyReconcileInput(BaseModel):
     launching workflow's `workflow.now()`, because a Schedule's action has fixed arguments."""
 
     channel: str
+    campus: str | None = None
+    campus_name: str | None = None
 
 
 class OpenRun(BaseModel):
@@ -96,12 +102,14 @@ class OpenRun(BaseModel):
     workflow_id: str
     workflow_run_id: str
     round: int = Field(ge=1)
+    campus: str | None = None
 
 
 class StatementRequest(BaseModel):
     run_id: str
     channel: str
     bill_date: date
+    campus: str | None = None
 
 
 class StatementSummary(BaseModel):
@@ -122,6 +130,8 @@ class InsuranceCheckRequest(BaseModel):
 class MatchSummary(BaseModel):
     run_id: str
     matched: int = 0
+    matched_payment_fen: int = 0
+    matched_refund_fen: int = 0
     channel_only: int = 0
     platform_only: int = 0
     amount_mismatch: int = 0
@@ -136,6 +146,21 @@ class MatchSummary(BaseModel):
     @property
     def mismatches(self) -> int:
         return self.channel_only + self.platform_only + self.amount_mismatch + self.status_mismatch
+
+
+class BadDebtExposure(BaseModel):
+    """Differences still open across the current runs of every channel and campus where the hospital is short of
+    money (短款 not yet recovered: the bad debts), against the alert threshold."""
+
+    open_shortfall_fen: int
+    open_items: int
+    threshold_fen: int
+    # Who is alerted when the threshold is passed (recipients as notices name them, e.g. `role:finance`).
+    alert: list[str] = []
+
+    @property
+    def over(self) -> bool:
+        return self.open_shortfall_fen > self.threshold_fen
 
 
 class ResolveItem(BaseModel):
@@ -176,6 +201,7 @@ class FinishRun(BaseModel):
 class ReconciliationState(BaseModel):
     channel: str
     bill_date: date
+    campus: str | None = None
     stage: ReconciliationStage
     round: int = 0
     run_id: str | None = None
@@ -193,3 +219,35 @@ class InsuranceGroup(BaseModel):
     insutype: str
     clr_type: str
     setl_optins: str
+
+
+# How finance reads them (exports, the printable overview).
+OUTCOME_NAMES: dict[Outcome, str] = {
+    Outcome.MATCHED: "相符",
+    Outcome.CHANNEL_ONLY: "长款",
+    Outcome.PLATFORM_ONLY: "短款",
+    Outcome.AMOUNT_MISMATCH: "金额不符",
+    Outcome.STATUS_MISMATCH: "状态不符",
+}
+KIND_NAMES: dict[ItemKind, str] = {ItemKind.PAYMENT: "支付", ItemKind.REFUND: "退款", ItemKind.INSURANCE: "医保"}
+RESOLUTION_NAMES: dict[Resolution, str] = {
+    Resolution.CROSS_DAY: "跨日，核对无误",
+    Resolution.PLATFORM_CORRECTED: "平台已补记或更正",
+    Resolution.CHANNEL_CORRECTED: "渠道已更正",
+    Resolution.REFUNDED_TO_PAYER: "长款已退还付款人",
+    Resolution.WRITTEN_OFF: "经审批核销",
+}
+RESOLUTION_STATE_NAMES: dict[ResolutionState, str] = {
+    ResolutionState.NONE: "无需处理",
+    ResolutionState.OPEN: "待处理",
+    ResolutionState.RESOLVED: "已处理",
+}
+RUN_STATUS_NAMES: dict[RunStatus, str] = {
+    RunStatus.RUNNING: "对账中",
+    RunStatus.AWAITING_RESOLUTION: "差错待处理",
+    RunStatus.BALANCED: "平账",
+    RunStatus.RESOLVED: "差错已处理",
+    RunStatus.SUPERSEDED: "已被重新对账取代",
+    RunStatus.STATEMENT_UNAVAILABLE: "未取得对账单",
+    RunStatus.FAILED: "对账失败",
+}

@@ -24,12 +24,15 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from core.reconciliation import CATCHUP_WINDOW, DAILY_AT, reconciliation_channels
+from core.reconciliation import CATCHUP_WINDOW, DAILY_AT, Target, reconciliation_targets
 from core.settings import Settings
 from models.duty import DutyCheckInput
+from models.housekeeping import HousekeepingInput
 from models.reconciliation import DailyReconcileInput
 from workflows.duty import SCHEDULE_ID as DUTY_SCHEDULE_ID
 from workflows.duty import duty_check_schedule
+from workflows.housekeeping import SCHEDULE_ID as HOUSEKEEPING_SCHEDULE_ID
+from workflows.housekeeping import housekeeping_schedule
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.ledger import tree_head_schedule
 from workflows.reconciliation import CHANNEL_NAMES, DailyReconciliationWorkflow, daily_schedule_id
@@ -37,13 +40,16 @@ from workflows.reconciliation import CHANNEL_NAMES, DailyReconciliationWorkflow,
 log = structlog.get_logger()
 
 
-def daily_reconciliation(channel: str, task_queue: str) -> Schedule:
-    """Every day at `DAILY_AT` Beijing time: reconcile the day before (the launcher works out which day)."""
+def daily_reconciliation(target: Target, task_queue: str, campus_name: str | None = None) -> Schedule:
+    """Every day at `DAILY_AT` Beijing time: reconcile the day before (the launcher works out which day), for one
+    channel of the hospital or of one campus."""
+    channel, campus = target
+    what = CHANNEL_NAMES.get(channel, channel) + (f"（{campus_name or campus}）" if campus else "")
     return Schedule(
         action=ScheduleActionStartWorkflow(
             DailyReconciliationWorkflow.run,
-            DailyReconcileInput(channel=channel),
-            id=daily_schedule_id(channel),
+            DailyReconcileInput(channel=channel, campus=campus, campus_name=campus_name),
+            id=daily_schedule_id(channel, campus),
             task_queue=task_queue,
         ),
         spec=ScheduleSpec(
@@ -53,16 +59,18 @@ def daily_reconciliation(channel: str, task_queue: str) -> Schedule:
             time_zone_name="Asia/Shanghai",
         ),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP_WINDOW),
-        state=ScheduleState(note=f"{CHANNEL_NAMES.get(channel, channel)}每日对账（前一日，北京时间）"),
+        state=ScheduleState(note=f"{what}每日对账（前一日，北京时间）"),
     )
 
 
 def platform_schedules(settings: Settings) -> dict[str, Schedule]:
-    """Every schedule by id: each channel's daily reconciliation, the evidence ledger's tree heads and the pharmacist
-    duty check."""
+    """Every schedule by id: each channel's daily reconciliation, the evidence ledger's tree heads, the pharmacist
+    duty check and the security housekeeping."""
     schedules = {
-        daily_schedule_id(channel): daily_reconciliation(channel, settings.task_queue)
-        for channel in reconciliation_channels(settings)
+        daily_schedule_id(*target): daily_reconciliation(
+            target, settings.task_queue, settings.campuses[target.campus].name if target.campus else None
+        )
+        for target in reconciliation_targets(settings)
     }
     schedules[LEDGER_SCHEDULE_ID] = tree_head_schedule(settings.task_queue)
     duty_hours = DutyCheckInput(
@@ -73,6 +81,8 @@ def platform_schedules(settings: Settings) -> dict[str, Schedule]:
     )
     every = timedelta(seconds=settings.pharmacist_duty_check_every_s)
     schedules[DUTY_SCHEDULE_ID] = duty_check_schedule(settings.task_queue, duty_hours, every)
+    chores = HousekeepingInput(login_failure_window_s=settings.login_failure_window_s)
+    schedules[HOUSEKEEPING_SCHEDULE_ID] = housekeeping_schedule(settings.task_queue, chores)
     return schedules
 
 

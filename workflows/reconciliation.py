@@ -1,4 +1,5 @@
-"""Reconciliation (对账, 8.4.3): one channel, one Beijing-time day.
+"""Reconciliation (对账, 8.4.3): one channel, one Beijing-time day (of one campus, where campuses are reconciled
+apart).
 
 Downloads the channel's statement (retried on a durable timer until the channel has made it), matches it against
 the platform's records in PostgreSQL, and, when anything differs, tells finance and waits until every difference
@@ -9,8 +10,11 @@ fresh download and match; the old run is kept as superseded. 医保 is reconcile
 The daily Schedule cannot compute "yesterday", and the workflows it starts get ids with the schedule time appended.
 So it starts `DailyReconciliation`, which takes yesterday from its own `workflow.now()` (the Schedule's catch-up
 window keeps a late start within the same Beijing day) and starts `Reconciliation` under the business id
-`reconcile-{channel}-{yyyymmdd}` as an abandoned child, then ends. The Schedule's overlap policy (skip) thus only
-concerns the launcher, and a day that waits for finance never holds up the next day's run.
+`reconcile-{channel}[-{campus}]-{yyyymmdd}` as an abandoned child, then ends. The Schedule's overlap policy (skip)
+thus only concerns the launcher, and a day that waits for finance never holds up the next day's run.
+
+After each match the flow totals the bad debts still open across every channel and campus (短款 not yet recovered)
+and, above the configured threshold, alerts finance and the admins once that day.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from models.common import HOSPITAL_TZ
     from models.reconciliation import (
         INSURANCE_CHANNEL,
+        BadDebtExposure,
         DailyReconcileInput,
         FinishRun,
         InsuranceCheckRequest,
@@ -58,12 +63,20 @@ _FETCH_RETRY = RetryPolicy(
 _MATCH_TIMEOUT = timedelta(minutes=5)
 
 
-def reconciliation_workflow_id(channel: str, bill_date: date) -> str:
-    return f"reconcile-{channel}-{bill_date:%Y%m%d}"
+# Flows started before the bad-debt check existed run on without it (see tests/histories).
+BAD_DEBT_PATCH = "reconciliation-bad-debt-alert"
 
 
-def daily_schedule_id(channel: str) -> str:
-    return f"reconcile-daily-{channel}"
+def _scope(channel: str, campus: str | None) -> str:
+    return f"{channel}-{campus}" if campus else channel
+
+
+def reconciliation_workflow_id(channel: str, bill_date: date, campus: str | None = None) -> str:
+    return f"reconcile-{_scope(channel, campus)}-{bill_date:%Y%m%d}"
+
+
+def daily_schedule_id(channel: str, campus: str | None = None) -> str:
+    return f"reconcile-daily-{_scope(channel, campus)}"
 
 
 @workflow.defn(name="Reconciliation")
@@ -72,7 +85,10 @@ class ReconciliationWorkflow:
     def __init__(self, request: ReconcileInput) -> None:
         self._request = request
         self._state = ReconciliationState(
-            channel=request.channel, bill_date=request.bill_date, stage=ReconciliationStage.STARTED
+            channel=request.channel,
+            bill_date=request.bill_date,
+            campus=request.campus,
+            stage=ReconciliationStage.STARTED,
         )
         self._notices = Notices()
         # Differences of the current run still open, and those whose resolution is being written.
@@ -89,6 +105,8 @@ class ReconciliationWorkflow:
             if summary is None:  # given up or failed; the run is closed and finance was told
                 break
             self._state.summary = summary
+            if workflow.patched(BAD_DEBT_PATCH):
+                await self._check_bad_debts()
             self._open = set(summary.open_item_ids)
             self._state.open_items = len(self._open)
             if not self._open:
@@ -120,6 +138,7 @@ class ReconciliationWorkflow:
             workflow_id=info.workflow_id,
             workflow_run_id=info.run_id,
             round=self._state.round,
+            campus=self._request.campus,
         )
         self._run_id = await self._local(ReconciliationActivities.open_run, opened)
         self._state.run_id = self._run_id
@@ -144,7 +163,9 @@ class ReconciliationWorkflow:
                     )
                     summary: MatchSummary = await self._fetch(ReconciliationActivities.check_insurance, check)
                     return summary
-                statement = StatementRequest(run_id=run_id, channel=request.channel, bill_date=request.bill_date)
+                statement = StatementRequest(
+                    run_id=run_id, channel=request.channel, bill_date=request.bill_date, campus=request.campus
+                )
                 await self._fetch(ReconciliationActivities.download_statement, statement)
                 self._state.stage = ReconciliationStage.MATCHING
                 summary = await workflow.execute_local_activity_method(
@@ -191,6 +212,27 @@ class ReconciliationWorkflow:
                 reminders += 1
                 self._tell_finance(f"remind-{reminders}", "reconciliation_reminder", **self._about())
 
+    async def _check_bad_debts(self) -> None:
+        exposure: BadDebtExposure = await workflow.execute_local_activity_method(
+            ReconciliationActivities.bad_debt_exposure,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=DB_RETRY,
+        )
+        if not exposure.over:
+            return
+        # One alert a day, whichever channel's or campus's flow gets there first.
+        day = self._request.bill_date.isoformat()
+        for recipient in exposure.alert:
+            self._notices.send_once(
+                f"reconciliation-bad-debt:{day}:{recipient}",
+                recipient,
+                "reconciliation_bad_debt",
+                date=day,
+                amount=yuan(exposure.open_shortfall_fen),
+                count=str(exposure.open_items),
+                threshold=yuan(exposure.threshold_fen),
+            )
+
     async def _finish(self, status: RunStatus, note: str | None = None) -> None:
         await self._local(ReconciliationActivities.finish_run, FinishRun(run_id=self._run_id, status=status, note=note))
         if status in (RunStatus.BALANCED, RunStatus.RESOLVED):
@@ -215,8 +257,11 @@ class ReconciliationWorkflow:
         self._notices.send(f"{self._run_id}:{key}", FINANCE, template, **params)
 
     def _about(self) -> dict[str, str]:
+        channel = CHANNEL_NAMES.get(self._request.channel, self._request.channel)
+        if self._request.campus:
+            channel += f"（{self._request.campus_name or self._request.campus}）"
         return {
-            "channel": CHANNEL_NAMES.get(self._request.channel, self._request.channel),
+            "channel": channel,
             "date": self._request.bill_date.isoformat(),
             "run_id": self._run_id,
             "count": str(len(self._open)),
@@ -295,11 +340,16 @@ class DailyReconciliationWorkflow:
     @workflow.run
     async def run(self, request: DailyReconcileInput) -> str:
         bill_date = workflow.now().astimezone(HOSPITAL_TZ).date() - timedelta(days=1)
-        child_id = reconciliation_workflow_id(request.channel, bill_date)
+        child_id = reconciliation_workflow_id(request.channel, bill_date, request.campus)
         try:
             await workflow.start_child_workflow(
                 ReconciliationWorkflow.run,
-                ReconcileInput(channel=request.channel, bill_date=bill_date),
+                ReconcileInput(
+                    channel=request.channel,
+                    bill_date=bill_date,
+                    campus=request.campus,
+                    campus_name=request.campus_name,
+                ),
                 id=child_id,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 # A day already reconciled (or being reconciled, e.g. started by hand) is left alone.

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,6 +16,7 @@ from sqlmodel import col
 from api.auth import Actor
 from api.deps import ContextDep, SessionDep
 from api.errors import problem_responses
+from api.exports import BOM, csv_text
 from api.permissions import require_permission
 from api.schemas.common import Limit, Offset, Page
 from api.schemas.security import AuditEventOut
@@ -106,33 +104,14 @@ async def list_events(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(HOSPITAL_TZ).isoformat()
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = str(value)
-    # A spreadsheet would run a cell starting like a formula (CSV injection); reasons are free text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv(rows: Sequence[Sequence[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerows([_cell(value) for value in row] for row in rows)
-    return buffer.getvalue()
-
-
 async def _export_lines(sessions: async_sessionmaker[AsyncSession], query: Select[Any]) -> AsyncIterator[str]:
     # A byte order mark, so spreadsheet software opens the Chinese text as UTF-8.
-    yield "\ufeff" + _csv([_COLUMNS])
+    yield BOM + csv_text([_COLUMNS])
     # Its own session: the request's session is closed before a streamed body is sent.
     async with sessions() as session:
         result = await session.stream(query.execution_options(yield_per=_EXPORT_BATCH))
         async for batch in result.partitions():
-            yield _csv(batch)
+            yield csv_text(batch)
 
 
 @router.get(

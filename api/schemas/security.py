@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.common import Role
-from models.permissions import Permission
+from models.permissions import FinanceLevel, Permission
 
 Reason = Annotated[str, Field(min_length=1, max_length=500, description="操作原因，记入审计日志")]
 
@@ -29,6 +29,15 @@ class RolePermissionIn(BaseModel):
 class RolePermissionsOut(BaseModel):
     role: Role
     permissions: list[Permission]
+
+
+class FinanceLevelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: FinanceLevel = Field(
+        description="clerk 财务专员：查看与导出对账结果；supervisor 财务主管：另可处理差错、核销坏账"
+    )
+    reason: Reason
 
 
 class UserPermissionIn(BaseModel):

@@ -1,5 +1,6 @@
-"""Reconciliation against the real database: statement download (replacing a day's lines), the set-wise match with
-every outcome (the 23:59:59 boundary, a payment across midnight, partial refunds), resolutions, and 医保 3201/3202.
+"""Reconciliation against the real database: statement download (a statement per run, repeated numbers flagged), the
+set-wise match with every outcome (the 23:59:59 boundary, a payment across midnight, partial refunds) storing the
+differences only with their sources, campuses, resolutions, open bad debts, and 医保 3201/3202.
 
 Each test reconciles a channel name of its own, so the shared database's other bills never enter its day.
 """
@@ -20,10 +21,19 @@ from activities.adapters.insurance.sandbox import ADMDVS, SandboxInsurance
 from activities.adapters.payment.statement import StatementNotReady
 from activities.insurance_book import BookedSettlement, NoInsuranceSettlements
 from activities.reconciliation import STATEMENT_NOT_READY, ReconciliationActivities
+from core.reconciliation import ReconciliationPolicy, campus_channel
 from core.settings import Settings
 from models.billing import ChannelBillLine, ChannelBillLineKind
 from models.common import HOSPITAL_TZ, Role
-from models.insurance import DailyCheckLine
+from models.insurance import (
+    DailyCheckDetailQuery,
+    DailyCheckDetailResult,
+    DailyCheckLine,
+    DailyCheckLineResult,
+    DailyCheckOutcome,
+    DailyCheckQuery,
+    DailyCheckResult,
+)
 from models.reconciliation import (
     FinishRun,
     InsuranceCheckRequest,
@@ -101,7 +111,13 @@ class Books:
         return f"{name}-{self.tag}"
 
     async def bill(
-        self, name: str, amount_fen: int, paid_at: datetime | None, status: str = "paid", channel: str | None = None
+        self,
+        name: str,
+        amount_fen: int,
+        paid_at: datetime | None,
+        status: str = "paid",
+        channel: str | None = None,
+        campus: str | None = None,
     ) -> str:
         bill_id = self.id(name)
         async with self.sessions() as session, session.begin():
@@ -109,6 +125,7 @@ class Books:
                 Bill(
                     id=bill_id, kind="registration", ref_id=bill_id, patient_id=self.patient_id,
                     amount_fen=amount_fen, status=status, channel=channel or self.channel, paid_at=paid_at,
+                    campus=campus,
                 )
             )  # fmt: skip
         return bill_id
@@ -138,7 +155,11 @@ def channel(books: Books) -> ListedChannel:
 
 
 def activities_for(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, *channels: ListedChannel, book=None
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *channels: ListedChannel,
+    book=None,
+    policy: ReconciliationPolicy = ReconciliationPolicy(),
 ) -> ReconciliationActivities:
     return ReconciliationActivities(
         sessions,
@@ -146,13 +167,21 @@ def activities_for(
         SandboxInsurance(sessions, settings),
         book or NoInsuranceSettlements(),
         [InsuranceGroup(insutype="310", clr_type="11", setl_optins=ADMDVS)],
+        policy,
     )
 
 
-async def open_run(acts: ReconciliationActivities, channel: str, day: date = DAY, round_: int = 1) -> str:
+async def open_run(
+    acts: ReconciliationActivities, channel: str, day: date = DAY, round_: int = 1, campus: str | None = None
+) -> str:
     return await acts.open_run(
         OpenRun(
-            channel=channel, bill_date=day, workflow_id=f"reconcile-{channel}", workflow_run_id=channel, round=round_
+            channel=channel,
+            bill_date=day,
+            workflow_id=f"reconcile-{channel}",
+            workflow_run_id=f"{channel}-{campus}",
+            round=round_,
+            campus=campus,
         )
     )
 
@@ -214,23 +243,22 @@ async def test_every_outcome_with_the_day_boundary_and_partial_refunds(sessions,
 
     summary = await acts.match_statement(run_id)
 
+    # Differences only, each naming its source: the statement line and the platform's bill or refund.
     items = await items_of(sessions, run_id)
-    outcome = {(i.kind, i.out_trade_no, i.out_refund_no): i.outcome for i in items}
-    assert outcome == {
-        ("payment", matched, None): "matched",
-        ("payment", last_second, None): "matched",
-        ("payment", across_midnight, None): "channel_only",
-        ("payment", partial, None): "matched",
-        ("refund", partial, partial_refund): "matched",
-        ("payment", refund_differs, None): "matched",
-        ("refund", refund_differs, refund_short): "amount_mismatch",
-        ("payment", amount_differs, None): "amount_mismatch",
-        ("payment", ghost, None): "channel_only",
-        ("payment", platform_only, None): "platform_only",
-        ("payment", unpaid, None): "status_mismatch",
-        ("refund", earlier, processing): "status_mismatch",
-        ("refund", earlier, refund_pending_at_channel): "status_mismatch",
-        ("refund", earlier, None): "channel_only",
+    found = {
+        (i.kind, i.out_trade_no, i.out_refund_no): (i.outcome, i.line_no, i.platform_record_id, i.shortfall_fen)
+        for i in items
+    }
+    assert found == {
+        ("payment", across_midnight, None): ("channel_only", 3, across_midnight, 0),
+        ("refund", refund_differs, refund_short): ("amount_mismatch", 7, refund_short, 500),  # refunded 5.00 too much
+        ("payment", amount_differs, None): ("amount_mismatch", 8, amount_differs, 0),  # the channel got more
+        ("payment", ghost, None): ("channel_only", 9, None, 0),
+        ("payment", platform_only, None): ("platform_only", None, platform_only, 4000),  # never collected
+        ("payment", unpaid, None): ("status_mismatch", 10, unpaid, 0),
+        ("refund", earlier, processing): ("status_mismatch", 11, processing, 9000),  # paid out, not booked as done
+        ("refund", earlier, refund_pending_at_channel): ("status_mismatch", 12, refund_pending_at_channel, 0),
+        ("refund", earlier, None): ("channel_only", 13, None, 50),
     }
     assert next_day not in {i.out_trade_no for i in items}
     by_no = {(i.kind, i.out_trade_no, i.out_refund_no): i for i in items}
@@ -238,20 +266,23 @@ async def test_every_outcome_with_the_day_boundary_and_partial_refunds(sessions,
     # The platform's record across midnight is shown, so finance can see it is a timing difference.
     assert (crossing.platform_status, crossing.platform_occurred_at) == ("paid", at(NEXT, 0, 0, 1))
     assert crossing.platform_amount_fen is None and crossing.channel_amount_fen == 4500
+    assert (crossing.transaction_id, crossing.channel_status) == (f"T{across_midnight}", "SUCCESS")
     assert by_no[("payment", unpaid, None)].platform_status == "open"
     short = by_no[("refund", refund_differs, refund_short)]
     assert (short.channel_amount_fen, short.platform_amount_fen) == (3000, 2500)
-    assert {i.resolution_state for i in items if i.outcome == "matched"} == {"none"}
-    assert {i.resolution_state for i in items if i.outcome != "matched"} == {"open"}
+    assert {(i.resolution_state, i.line_count) for i in items} == {("open", 1), ("open", 0)}
 
-    assert (summary.matched, summary.channel_only, summary.platform_only) == (5, 3, 1)
+    # Agreeing numbers are counted and totalled on the run, never stored.
+    assert (summary.matched, summary.matched_payment_fen, summary.matched_refund_fen) == (5, 26_000, 3000)
+    assert (summary.channel_only, summary.platform_only) == (3, 1)
     assert (summary.amount_mismatch, summary.status_mismatch) == (2, 3)
-    assert sorted(summary.open_item_ids) == sorted(i.id or 0 for i in items if i.outcome != "matched")
+    assert sorted(summary.open_item_ids) == sorted(i.id or 0 for i in items)
     assert summary.platform_payment_fen == 5000 + 3000 + 10_000 + 8000 + 6000 + 4000
     assert summary.platform_refund_fen == 3000 + 2500 + 100
     assert summary.channel_payment_fen == statement.payment_total_fen
     run = await run_row(sessions, run_id)
-    assert (run.status, run.open_count, run.statement_id) == ("awaiting_resolution", 9, statement.statement_id)
+    assert (run.status, run.open_count, run.statement_id) == ("awaiting_resolution", 9, run_id)
+    assert statement.statement_id == run_id
 
     # Matching again (an activity retried after its answer was lost) writes nothing twice.
     again = await acts.match_statement(run_id)
@@ -259,24 +290,127 @@ async def test_every_outcome_with_the_day_boundary_and_partial_refunds(sessions,
     assert len(await items_of(sessions, run_id)) == len(items)
 
 
-async def test_a_download_replaces_the_days_lines(sessions, settings, channel) -> None:
+async def test_a_number_on_several_lines_is_matched_as_one(sessions, settings, books, channel) -> None:
+    twice = await books.bill("twice", 5000, at(DAY, 10))  # the channel charged it twice
+    split = await books.bill("split", 3000, at(DAY, 11))  # listed in two parts that add up
+    single = await books.bill("single", 2000, at(DAY, 12))
+    channel.lines = [
+        pay(twice, 5000, at(DAY, 10)),
+        pay(split, 1000, at(DAY, 11)),
+        pay(single, 2000, at(DAY, 12)),
+        pay(twice, 5000, at(DAY, 10, 1)),
+        pay(split, 2000, at(DAY, 11, 1)),
+    ]
     acts = activities_for(sessions, settings, channel)
     run_id = await open_run(acts, channel.name)
-    request = StatementRequest(run_id=run_id, channel=channel.name, bill_date=DAY)
-    channel.lines = [pay("a", 100, at(DAY, 1)), pay("b", 200, at(DAY, 2))]
-    first = await acts.download_statement(request)
-    channel.lines = [pay("c", 300, at(DAY, 3))]
-    second = await acts.download_statement(request)
-
-    assert first.statement_id == second.statement_id == f"{channel.name}-20250310"
+    await acts.download_statement(StatementRequest(run_id=run_id, channel=channel.name, bill_date=DAY))
     async with sessions() as session:
-        lines = (
+        flagged = (
             await session.execute(
-                select(ChannelStatementLine).where(col(ChannelStatementLine.statement_id) == second.statement_id)
+                select(col(ChannelStatementLine.line_no), col(ChannelStatementLine.repeated))
+                .where(col(ChannelStatementLine.statement_id) == run_id)
+                .order_by(col(ChannelStatementLine.line_no))
             )
-        ).scalars()
-        assert [(line.out_trade_no, line.line_no) for line in lines] == [("c", 1)]
-        statement = await session.get(ChannelStatement, second.statement_id)
+        ).all()
+    assert [tuple(row) for row in flagged] == [(1, True), (2, True), (3, False), (4, True), (5, True)]
+
+    summary = await acts.match_statement(run_id)
+    (double,) = await items_of(sessions, run_id)
+    assert (double.out_trade_no, double.outcome, double.line_count, double.line_no) == (twice, "amount_mismatch", 2, 1)
+    assert (double.channel_amount_fen, double.platform_amount_fen, double.shortfall_fen) == (10_000, 5000, 0)
+    assert (summary.matched, summary.matched_payment_fen) == (2, 5000)
+
+
+async def test_each_campus_is_matched_against_its_own_bills(sessions, settings, books) -> None:
+    east, west = ListedChannel(books.channel), ListedChannel(books.channel)
+    east_bill = await books.bill("east", 1000, at(DAY, 9), campus="east")
+    main_bill = await books.bill("unnamed", 2000, at(DAY, 10))  # names no campus: the main campus's (east)
+    west_bill = await books.bill("west", 3000, at(DAY, 11), campus="west")
+    east.lines = [pay(east_bill, 1000, at(DAY, 9)), pay(main_bill, 2000, at(DAY, 10))]
+    west.lines = [pay(west_bill, 3000, at(DAY, 11))]
+    acts = ReconciliationActivities(
+        sessions,
+        {campus_channel(books.channel, "east"): east, campus_channel(books.channel, "west"): west},
+        SandboxInsurance(sessions, settings),
+        NoInsuranceSettlements(),
+        [],
+        ReconciliationPolicy(main_campus="east"),
+    )
+    summaries = {}
+    for campus in ("east", "west"):
+        run_id = await open_run(acts, books.channel, campus=campus)
+        assert run_id == f"{books.channel}-{campus}-20250310-1"
+        request = StatementRequest(run_id=run_id, channel=books.channel, bill_date=DAY, campus=campus)
+        await acts.download_statement(request)
+        summaries[campus] = await acts.match_statement(run_id)
+        assert (await run_row(sessions, run_id)).campus == campus
+    assert {c: (s.matched, s.mismatches, s.platform_payment_fen) for c, s in summaries.items()} == {
+        "east": (2, 0, 3000),
+        "west": (1, 0, 3000),
+    }
+    # A campus whose merchant is not configured cannot be reconciled.
+    with pytest.raises(ApplicationError) as raised:
+        await acts.download_statement(
+            StatementRequest(run_id="none", channel=books.channel, bill_date=DAY, campus="north")
+        )
+    assert raised.value.type == "CHANNEL_NOT_RECONCILABLE"
+
+
+async def test_open_shortfalls_of_current_runs_are_the_bad_debts(sessions, settings, books, channel) -> None:
+    policy = ReconciliationPolicy(bad_debt_threshold_fen=1000, bad_debt_alert_to=("role:finance", "role:admin"))
+    acts = activities_for(sessions, settings, channel, policy=policy)
+    before = await acts.bad_debt_exposure()
+    await books.bill("lost", 4000, at(DAY, 12))  # 短款: never collected
+    channel.lines = [pay(books.id("extra"), 700, at(DAY, 13))]  # 长款: not a debt
+    run_id = await open_run(acts, channel.name)
+    await acts.download_statement(StatementRequest(run_id=run_id, channel=channel.name, bill_date=DAY))
+    summary = await acts.match_statement(run_id)
+
+    exposure = await acts.bad_debt_exposure()
+    assert exposure.open_shortfall_fen - before.open_shortfall_fen == 4000
+    assert exposure.open_items - before.open_items == 1
+    assert (exposure.threshold_fen, exposure.alert, exposure.over) == (1000, ["role:finance", "role:admin"], True)
+
+    lost = next(i for i in await items_of(sessions, run_id) if i.outcome == "platform_only")
+    await acts.record_resolution(
+        RecordResolution(
+            run_id=run_id,
+            item_id=lost.id or 0,
+            resolution=Resolution.WRITTEN_OFF,
+            note="经审批核销",
+            resolved_by="u-supervisor",
+            resolved_at=datetime(2025, 3, 11, 2, tzinfo=UTC),
+        )
+    )
+    assert (await acts.bad_debt_exposure()).open_shortfall_fen == before.open_shortfall_fen
+    assert len(summary.open_item_ids) == 2
+
+
+async def test_each_run_keeps_the_statement_it_matched(sessions, settings, channel) -> None:
+    acts = activities_for(sessions, settings, channel)
+    first = await open_run(acts, channel.name)
+    request = StatementRequest(run_id=first, channel=channel.name, bill_date=DAY)
+    channel.lines = [pay("a", 100, at(DAY, 1)), pay("b", 200, at(DAY, 2))]
+    await acts.download_statement(request)
+    channel.lines = [pay("c", 300, at(DAY, 3))]
+    retried = await acts.download_statement(request)  # the same run's download again: replaced at once
+    second = await open_run(acts, channel.name, round_=2)
+    channel.lines = [pay("d", 400, at(DAY, 4))]
+    rerun = await acts.download_statement(StatementRequest(run_id=second, channel=channel.name, bill_date=DAY))
+
+    assert (retried.statement_id, rerun.statement_id) == (first, second)
+
+    async def lines_of(statement_id: str) -> list[tuple[str, int]]:
+        async with sessions() as session:
+            rows = await session.execute(
+                select(ChannelStatementLine).where(col(ChannelStatementLine.statement_id) == statement_id)
+            )
+            return [(line.out_trade_no, line.line_no) for line in rows.scalars()]
+
+    assert await lines_of(first) == [("c", 1)]
+    assert await lines_of(second) == [("d", 1)]  # the earlier run's lines stay as they were
+    async with sessions() as session:
+        statement = await session.get(ChannelStatement, first)
     assert statement is not None
     assert (statement.line_count, statement.payment_total_fen, statement.status) == (1, 300, "downloaded")
 
@@ -397,8 +531,60 @@ async def test_insurance_totals_that_differ_are_detailed_by_3202(sessions, setti
     summary = await acts.check_insurance(_insurance_check(run_id))
 
     items = await items_of(sessions, run_id)
-    assert [(i.kind, i.outcome, i.out_trade_no, i.platform_amount_fen) for i in items] == [
-        ("insurance", "platform_only", "SETL-ONLY-OURS", 10_000)
+    assert [(i.kind, i.outcome, i.out_trade_no, i.platform_amount_fen, i.shortfall_fen) for i in items] == [
+        ("insurance", "platform_only", "SETL-ONLY-OURS", 10_000, 7000 + 2000)  # the fund's and the account's share
     ]
+    assert items[0].platform_record_id == "SETL-ONLY-OURS"
     assert (summary.platform_only, summary.open_item_ids) == (1, [items[0].id])
     assert (await acts.check_insurance(_insurance_check(run_id))) == summary  # done once per run
+
+
+class ScriptedInsurance:
+    """The 医保 platform's answers to 3201 and 3202 as a test states them."""
+
+    def __init__(self, balanced: set[str], detail: dict[str, list[DailyCheckLineResult]]) -> None:
+        self.balanced = balanced
+        self.detail = detail
+
+    async def daily_check(self, *, query: DailyCheckQuery) -> DailyCheckResult:
+        ok = query.setl_optins in self.balanced
+        return DailyCheckResult(setl_optins=query.setl_optins, balanced=ok, stmt_rslt="0" if ok else "1")
+
+    async def daily_check_detail(
+        self, *, idempotency_key: str, requested_at: datetime, query: DailyCheckDetailQuery
+    ) -> DailyCheckDetailResult:
+        return DailyCheckDetailResult(file_qury_no="F1", lines=self.detail[query.setl_optins])
+
+
+async def test_insurance_settlements_that_agree_are_counted_not_stored(sessions) -> None:
+    def settled(optins: str, setl_id: str, total: int) -> BookedSettlement:
+        group = InsuranceGroup(insutype="310", clr_type="11", setl_optins=optins)
+        line = DailyCheckLine(setl_id=setl_id, mdtrt_id=f"M{setl_id}", psn_no="P", total_fen=total, fund_fen=total // 2,
+                              account_fen=total // 4)  # fmt: skip
+        return BookedSettlement(group=group, line=line)
+
+    book = ListedBook(
+        settled("A", "a1", 1000), settled("A", "a2", 2000), settled("B", "b1", 3000), settled("B", "b2", 4000)
+    )
+    platform = ScriptedInsurance(
+        balanced={"A"},  # B's totals differ: its settlements are checked one by one
+        detail={
+            "B": [
+                DailyCheckLineResult(setl_id="b1", outcome=DailyCheckOutcome.MATCHED),
+                DailyCheckLineResult(setl_id="b2", outcome=DailyCheckOutcome.AMOUNT_MISMATCH, memo="金额不符"),
+                DailyCheckLineResult(setl_id="x9", outcome=DailyCheckOutcome.PLATFORM_ONLY, memo="平台有"),
+            ]
+        },
+    )
+    acts = ReconciliationActivities(sessions, {}, platform, book, [])  # type: ignore[arg-type]
+    run_id = await open_run(acts, f"i{uuid.uuid4().hex[:12]}")
+
+    summary = await acts.check_insurance(_insurance_check(run_id))
+
+    items = await items_of(sessions, run_id)
+    assert sorted((i.out_trade_no, i.outcome, i.platform_record_id, i.channel_status) for i in items) == [
+        ("b2", "amount_mismatch", "b2", "金额不符"),
+        ("x9", "channel_only", None, "平台有"),
+    ]
+    assert (summary.matched, summary.matched_payment_fen, summary.platform_payment_fen) == (3, 6000, 10_000)
+    assert (summary.amount_mismatch, summary.channel_only, len(summary.open_item_ids)) == (1, 1, 2)

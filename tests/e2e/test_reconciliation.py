@@ -1,5 +1,6 @@
-"""Daily reconciliation over the HTTP API with the real activities and the sandbox channel: finance starts a past
-day, sees its differences (长款, 短款), re-runs it while one is open, and resolves the new run's differences."""
+"""Daily reconciliation over the HTTP API with the real activities and the sandbox channel: a finance supervisor
+starts a past day, sees its differences (长款, 短款) with their statement lines, re-runs it while one is open, and
+resolves the new run's differences, writing one off; a clerk can only look."""
 
 from __future__ import annotations
 
@@ -73,8 +74,12 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
     http = stack.http
     numbers = await books_and_channel(sessions, uuid.uuid4().hex[:8])
     finance_user, _ = await make_user(sessions, Role.FINANCE)
+    clerk_user, _ = await make_user(sessions, Role.FINANCE)
     admin_user, _ = await make_user(sessions, Role.ADMIN)
-    finance, admin = await login(http, finance_user), await login(http, admin_user)
+    finance, clerk, admin = [await login(http, user) for user in (finance_user, clerk_user, admin_user)]
+    level = {"level": "supervisor", "reason": "财务主管"}
+    made = await http.put(f"/api/v1/admin/users/{finance_user}/finance-level", json=level, headers=admin)
+    assert made.status_code == 200, made.text
 
     refused = await http.post(f"{BASE}/runs", json={"channel": "paypal", "bill_date": str(DAY)}, headers=finance)
     assert (refused.status_code, refused.json()["code"]) == (422, "UNKNOWN_CHANNEL")
@@ -89,24 +94,32 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
 
     run = (await http.get(f"{BASE}/runs/{first}", headers=admin)).json()
     assert (run["matched"], run["channel_only"], run["platform_only"], run["open_items"]) == (2, 1, 1, 2)
+    # The payment and its refund at 23:59:59 (still this day) agree: counted and totalled, not listed.
+    assert (run["matched_payment_fen"], run["matched_refund_fen"]) == (5000, 1200)
     assert (run["channel_payment_fen"], run["channel_refund_fen"]) == (10_000, 1200)
     assert (run["platform_payment_fen"], run["platform_refund_fen"]) == (10_000, 1200)
     listed = (await http.get(f"{BASE}/runs", params={"bill_date": str(DAY)}, headers=finance)).json()
     assert [r["run_id"] for r in listed["items"]] == [first]
-    matched = await items(http, finance, first, outcome="matched")
-    assert {(i["kind"], i["out_trade_no"], i["out_refund_no"]) for i in matched} == {
-        ("payment", numbers["both"], None),
-        ("refund", numbers["both"], numbers["refund"]),  # refunded at 23:59:59: still this day
-    }
+    assert len(await items(http, clerk, first)) == 2  # the differences only
     (surplus,) = await items(http, finance, first, outcome="channel_only")
     (shortfall,) = await items(http, finance, first, outcome="platform_only")
     assert (surplus["out_trade_no"], shortfall["out_trade_no"]) == (numbers["channel"], numbers["platform"])
+    assert (shortfall["shortfall_fen"], shortfall["platform_record_id"], shortfall["line_no"]) == (
+        5000,
+        numbers["platform"],
+        None,
+    )
+    source = (await http.get(f"{BASE}/runs/{first}/items/{surplus['item_id']}/source", headers=clerk)).json()
+    assert [(line["out_trade_no"], line["line_no"]) for line in source["lines"]] == [
+        (numbers["channel"], surplus["line_no"])
+    ]
     notices = await _finance_notices(sessions, finance_user)
     assert notices == ["对账差错待处理"]
 
     body = {"resolution": "refunded_to_payer", "note": "长款已原路退还付款人"}
     url = f"{BASE}/runs/{first}/items/{surplus['item_id']}/resolution"
-    assert (await http.post(url, json=body, headers=admin)).status_code == 403  # finance only
+    assert (await http.post(url, json=body, headers=admin)).status_code == 403  # finance supervisors only
+    assert (await http.post(url, json=body, headers=clerk)).status_code == 403
     resolved = await http.post(url, json=body, headers=finance)
     assert resolved.status_code == 200, resolved.text
     assert (resolved.json()["open_items"], resolved.json()["resolved_by"]) == (1, finance_user)
@@ -114,7 +127,9 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
     assert (again.status_code, again.json()["code"]) == (409, "ITEM_NOT_OPEN")
 
     # The platform side was corrected meanwhile; a re-run replaces the run that still waits for finance.
-    rerun = await http.post(f"{BASE}/runs", json={"channel": "sandbox", "bill_date": str(DAY)}, headers=admin)
+    again_body = {"channel": "sandbox", "bill_date": str(DAY)}
+    assert (await http.post(f"{BASE}/runs", json=again_body, headers=clerk)).status_code == 403
+    rerun = await http.post(f"{BASE}/runs", json=again_body, headers=finance)
     assert (rerun.status_code, rerun.json()["started"]) == (202, False)
     second = (await progress(http, finance, "awaiting_resolution", 2))["run_id"]
     assert (await http.get(f"{BASE}/runs/{first}", headers=finance)).json()["status"] == "superseded"
@@ -122,9 +137,11 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
     assert (stale.status_code, stale.json()["code"]) == (409, "RUN_NOT_OPEN")
 
     for item in await items(http, finance, second, state="open"):
+        # The shortfall is a bad debt written off; the rest crossed the day.
+        decision = "written_off" if item["outcome"] == "platform_only" else "cross_day"
         answer = await http.post(
             f"{BASE}/runs/{second}/items/{item['item_id']}/resolution",
-            json={"resolution": "cross_day", "note": "核对无误"},
+            json={"resolution": decision, "note": "核对无误"},
             headers=finance,
         )
         assert answer.status_code == 200, answer.text
@@ -138,7 +155,10 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
                 select(col(AuditEvent.action)).where(col(AuditEvent.actor_user_id).in_((finance_user, admin_user)))
             )
         ).scalars()
-        assert sorted(actions) == ["reconciliation.rerun"] * 2 + ["reconciliation.resolve"] * 3
+        assert (
+            sorted(actions)
+            == ["permission.finance_level"] + ["reconciliation.rerun"] * 2 + ["reconciliation.resolve"] * 3
+        )
 
 
 async def _finance_notices(sessions: async_sessionmaker[AsyncSession], user_id: str) -> list[str]:

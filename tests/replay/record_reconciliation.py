@@ -13,6 +13,7 @@ from datetime import date
 from temporalio.client import WorkflowHandle
 
 from models.reconciliation import (
+    BadDebtExposure,
     DailyReconcileInput,
     ReconcileInput,
     ReconciliationStage,
@@ -34,11 +35,13 @@ DAY = date(2026, 11, 25)
 Scenario = Callable[[Recorder], Awaitable[None]]
 
 
-async def _start(h: ReconciliationHarness, channel: str, **timings: int) -> WorkflowHandle:
+async def _start(h: ReconciliationHarness, channel: str, campus: str | None = None, **timings: int) -> WorkflowHandle:
     return await h.client.start_workflow(
         ReconciliationWorkflow.run,
-        ReconcileInput(channel=channel, bill_date=DAY, **timings),
-        id=reconciliation_workflow_id(channel, DAY),
+        ReconcileInput(
+            channel=channel, bill_date=DAY, campus=campus, campus_name="东院区" if campus else None, **timings
+        ),
+        id=reconciliation_workflow_id(channel, DAY, campus),
         task_queue=h.queue,
     )
 
@@ -89,10 +92,28 @@ async def daily_started_yesterday(r: Recorder) -> None:
         await r.save(launcher.id, "DailyReconciliation-started_yesterday")
 
 
+async def campus_bad_debt_alerted_then_resolved(r: Recorder) -> None:
+    """After the bad-debt check came in (patched): one campus's day whose open shortfalls pass the threshold."""
+    async with reconciliation_harness(r.client, "record-reconcile-bad-debt") as h:
+        h.world.open_items = [[21]]
+        h.world.exposure = BadDebtExposure(
+            open_shortfall_fen=250_000, open_items=3, threshold_fen=100_000, alert=["role:finance", "role:admin"]
+        )
+        handle = await _start(h, "wechatpay", "east")
+        await _stage(handle, ReconciliationStage.AWAITING_RESOLUTION)
+        await handle.execute_update(
+            ReconciliationWorkflow.resolve,
+            ResolveItem(item_id=21, resolution=Resolution.WRITTEN_OFF, note="经审批核销", resolved_by="u-supervisor"),
+        )
+        await handle.result()
+        await r.save(handle.id, "Reconciliation-campus_bad_debt_alerted_then_resolved")
+
+
 SCENARIOS: dict[str, Scenario] = {
     "Reconciliation-not_ready_then_resolved": not_ready_then_resolved,
     "Reconciliation-rerun_superseded_then_balanced": rerun_superseded_then_balanced,
     "DailyReconciliation-started_yesterday": daily_started_yesterday,
+    "Reconciliation-campus_bad_debt_alerted_then_resolved": campus_bad_debt_alerted_then_resolved,
 }
 
 

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.reconciliation import STATEMENT_NOT_READY
 from models.notify import Notice
 from models.reconciliation import (
+    BadDebtExposure,
     FinishRun,
     InsuranceCheckRequest,
     MatchSummary,
@@ -35,11 +36,16 @@ class ReconciliationWorld:
         self.opened: list[OpenRun] = []
         self.finished: list[FinishRun] = []
         self.resolutions: list[RecordResolution] = []
+        self.statements: list[StatementRequest] = []
         # Download answers, in order: "ready", "not_ready", or an error type raised as a final refusal.
         self.downloads: list[str] = []
         self.download_delay_s = 0.0
         # What each round's match finds: the open item ids (none = balanced).
         self.open_items: list[list[int]] = []
+        # The open bad debts each check finds (under the threshold unless a test says otherwise).
+        self.exposure = BadDebtExposure(
+            open_shortfall_fen=0, open_items=0, threshold_fen=100_000, alert=["role:finance", "role:admin"]
+        )
 
     def _seen(self) -> None:
         self.calls[activity.info().activity_type] += 1
@@ -59,6 +65,7 @@ class ReconciliationWorld:
     @activity.defn(name="download_statement")
     async def download_statement(self, request: StatementRequest) -> StatementSummary:
         self._seen()
+        self.statements.append(request)
         await asyncio.sleep(self.download_delay_s)
         answer = self.downloads.pop(0) if self.downloads else "ready"
         if answer == "not_ready":
@@ -95,6 +102,11 @@ class ReconciliationWorld:
             open_items=0,
         )
 
+    @activity.defn(name="bad_debt_exposure")
+    async def bad_debt_exposure(self) -> BadDebtExposure:
+        self._seen()
+        return self.exposure
+
     @activity.defn(name="finish_run")
     async def finish_run(self, request: FinishRun) -> None:
         self._seen()
@@ -108,7 +120,13 @@ class ReconciliationWorld:
 
     def activity_sets(self) -> ActivitySets:
         return ActivitySets(
-            local=[self.open_run, self.match_statement, self.record_resolution, self.finish_run],
+            local=[
+                self.open_run,
+                self.match_statement,
+                self.record_resolution,
+                self.finish_run,
+                self.bad_debt_exposure,
+            ],
             integration=[self.download_statement, self.check_insurance, self.send_notice],
         )
 

@@ -13,10 +13,11 @@ from temporalio.client import Client, ScheduleOverlapPolicy, WorkflowHandle, Wor
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.settings import Settings
+from core.settings import CampusSettings, Settings
 from models.common import HOSPITAL_TZ
 from models.reconciliation import (
     INSURANCE_CHANNEL,
+    BadDebtExposure,
     DailyReconcileInput,
     ReconcileInput,
     ReconciliationStage,
@@ -28,6 +29,7 @@ from models.reconciliation import (
 from tests.workflows.reconciliation_fakes import ReconciliationHarness, reconciliation_harness
 from workers.schedules import apply_schedules
 from workflows.duty import SCHEDULE_ID as DUTY_SCHEDULE_ID
+from workflows.housekeeping import SCHEDULE_ID as HOUSEKEEPING_SCHEDULE_ID
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.reconciliation import (
     DailyReconciliationWorkflow,
@@ -88,6 +90,42 @@ async def test_a_balanced_day_closes_without_telling_anyone(recon: Reconciliatio
     assert [f.status for f in recon.world.finished] == [RunStatus.BALANCED]
     assert recon.world.notices == []
     assert handle.id.startswith("reconcile-c") and handle.id.endswith("-20261125")
+    # The bad debts were totalled (under the threshold: nobody is alerted).
+    assert recon.world.calls["bad_debt_exposure"] == 1
+
+
+async def test_open_bad_debts_over_the_threshold_alert_finance_and_the_admins(recon: ReconciliationHarness) -> None:
+    recon.world.exposure = BadDebtExposure(
+        open_shortfall_fen=250_000, open_items=3, threshold_fen=100_000, alert=["role:finance", "role:admin"]
+    )
+    state = await (await start(recon)).result()
+    assert state.stage is ReconciliationStage.DONE  # a balanced day of its own: the debts are other days'
+    alerts = [n for n in recon.world.notices if n.template == "reconciliation_bad_debt"]
+    assert sorted(n.user_ref for n in alerts) == ["role:admin", "role:finance"]
+    # One alert per recipient and day, whichever channel's or campus's flow sends it first.
+    assert {n.key for n in alerts} == {f"reconciliation-bad-debt:2026-11-25:{n.user_ref}" for n in alerts}
+    assert alerts[0].params == {"date": "2026-11-25", "amount": "2500.00", "count": "3", "threshold": "1000.00"}
+
+
+async def test_a_campus_is_reconciled_under_its_own_id(recon: ReconciliationHarness) -> None:
+    recon.world.open_items = [[4]]
+    channel = f"c{uuid.uuid4().hex[:8]}"
+    handle = await recon.client.start_workflow(
+        ReconciliationWorkflow.run,
+        ReconcileInput(channel=channel, bill_date=DAY, campus="east", campus_name="东院区"),
+        id=reconciliation_workflow_id(channel, DAY, "east"),
+        task_queue=recon.queue,
+    )
+    assert handle.id == f"reconcile-{channel}-east-20261125"
+    await stage_is(handle, ReconciliationStage.AWAITING_RESOLUTION)
+    assert [(o.campus, s.campus) for o, s in zip(recon.world.opened, recon.world.statements, strict=True)] == [
+        ("east", "east")
+    ]
+    await until(lambda: _true(len(recon.world.notices) == 1), "the mismatch notice")
+    assert recon.world.notices[0].params["channel"] == f"{channel}（东院区）"
+    assert (await handle.query(ReconciliationWorkflow.progress)).campus == "east"
+    await resolve(handle, 4)
+    await handle.result()
 
 
 async def test_a_statement_not_ready_is_asked_for_again_on_a_timer(recon: ReconciliationHarness) -> None:
@@ -248,6 +286,24 @@ async def test_the_daily_launcher_reconciles_yesterday_once(recon: Reconciliatio
     assert recon.world.opened[0].bill_date == yesterday
 
 
+async def test_the_daily_launcher_reconciles_a_campus_under_its_id(recon: ReconciliationHarness) -> None:
+    channel = f"d{uuid.uuid4().hex[:8]}"
+    yesterday = datetime.now(HOSPITAL_TZ).date() - timedelta(days=1)
+    child_id = await recon.client.execute_workflow(
+        DailyReconciliationWorkflow.run,
+        DailyReconcileInput(channel=channel, campus="west", campus_name="西院区"),
+        id=daily_schedule_id(channel, "west"),
+        task_queue=recon.queue,
+    )
+    assert (
+        child_id
+        == reconciliation_workflow_id(channel, yesterday, "west")
+        == f"reconcile-{channel}-west-{yesterday:%Y%m%d}"
+    )
+    day = await recon.client.get_workflow_handle_for(ReconciliationWorkflow.run, child_id).result()
+    assert (day.stage, day.campus) == (ReconciliationStage.DONE, "west")
+
+
 async def test_schedules_are_applied_idempotently_and_stay_paused(client: Client, uid: str) -> None:
     settings = Settings(adapter_payment=f"s{uid}", task_queue=f"sched-{uid}")  # type: ignore[call-arg]
     ids = await apply_schedules(client, settings)
@@ -256,6 +312,7 @@ async def test_schedules_are_applied_idempotently_and_stay_paused(client: Client
         daily_schedule_id(INSURANCE_CHANNEL),
         LEDGER_SCHEDULE_ID,
         DUTY_SCHEDULE_ID,
+        HOUSEKEEPING_SCHEDULE_ID,
     ]
     try:
         handle = client.get_schedule_handle(ids[0])
@@ -272,6 +329,29 @@ async def test_schedules_are_applied_idempotently_and_stay_paused(client: Client
         action = schedule.action
         assert action.workflow == "DailyReconciliation"  # type: ignore[attr-defined]
         assert (action.id, action.task_queue) == (ids[0], f"sched-{uid}")  # type: ignore[attr-defined]
+    finally:
+        for schedule_id in ids:
+            await client.get_schedule_handle(schedule_id).delete()
+
+
+async def test_each_campus_gets_a_daily_schedule_of_its_own(client: Client, uid: str) -> None:
+    campuses = {"east": CampusSettings(name="东院区"), "west": CampusSettings(name="西院区")}
+    settings = Settings(adapter_payment=f"s{uid}", task_queue=f"sched-{uid}", campuses=campuses)  # type: ignore[call-arg]
+    ids = await apply_schedules(client, settings)
+    try:
+        # The payment channel per campus (each campus's merchant has a statement of its own); 医保 once.
+        assert ids[:3] == [
+            daily_schedule_id(f"s{uid}", "east"),
+            daily_schedule_id(f"s{uid}", "west"),
+            daily_schedule_id(INSURANCE_CHANNEL),
+        ]
+        assert ids[0] == f"reconcile-daily-s{uid}-east"
+        described = await client.get_schedule_handle(ids[1]).describe()
+        assert described.schedule.state.note == f"s{uid}（西院区）每日对账（前一日，北京时间）"
+        action = described.schedule.action
+        assert action.id == ids[1]  # type: ignore[attr-defined]
+        (argument,) = await client.data_converter.decode(action.args, [DailyReconcileInput])  # type: ignore[attr-defined]
+        assert argument == DailyReconcileInput(channel=f"s{uid}", campus="west", campus_name="西院区")
     finally:
         for schedule_id in ids:
             await client.get_schedule_handle(schedule_id).delete()
