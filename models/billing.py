@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models.common import Fen
+from models.insurance import PaymentSplit
 
 
 class BillKind(StrEnum):
@@ -48,6 +49,8 @@ class ChannelOrder(BaseModel):
     pay_url: str | None = None
     transaction_id: str | None = None
     paid_at: datetime | None = None
+    # Set by the activity, not the channel: the campus whose merchant took the order (none: the only merchant).
+    campus: str | None = None
 
 
 class PaymentNotice(BaseModel):
@@ -60,6 +63,40 @@ class PaymentNotice(BaseModel):
     paid_at: datetime | None = None
 
 
+class InsuranceShare(BaseModel):
+    """The 医保 part of a bill: settled at the platform (2207) before the patient pays the rest at the channel."""
+
+    setl_id: str
+    split: PaymentSplit
+
+    @property
+    def covered_fen(self) -> int:
+        """Paid by 医保 (pooled fund, personal account, and any part the hospital bears): not through the channel."""
+        return self.split.total_fen - self.split.cash_fen
+
+
+class InsuranceSettleRequest(BaseModel):
+    """Settle the 医保 part of a bill. `attempt` numbers the settling message (a new one after a reversal);
+    `requested_at` is the workflow's time when it asked, so every retry of the activity sends the same message."""
+
+    bill_id: str
+    kind: BillKind
+    ref_id: str
+    patient_id: str
+    amount_fen: Fen
+    attempt: int = Field(default=0, ge=0)
+    requested_at: datetime
+
+
+class InsuranceRelease(BaseModel):
+    """Give back what the platform holds for a bill: its settlement (2208) and, for a bill never paid, the visit."""
+
+    bill_id: str
+    requested_at: datetime
+    reason: str
+    cancel_visit: bool = False
+
+
 class BillState(BaseModel):
     bill_id: str
     status: BillStatus
@@ -68,12 +105,37 @@ class BillState(BaseModel):
     pay_url: str | None = None
     transaction_id: str | None = None
     paid_at: datetime | None = None
+    # The merchant (商户) and campus (院区) the settings' rule chose for this bill; none for the default merchant.
+    merchant: str | None = None
+    campus: str | None = None
+    # The 医保 part, when the patient presented a 医保 credential for the bill and the platform settled it.
+    insurance: InsuranceShare | None = None
+    # Why a presented 医保 credential was not used (the bill is then self-pay in full).
+    insurance_refused: str | None = None
+
+    @property
+    def channel_fen(self) -> int:
+        """What the patient pays through the payment channel: the bill less its 医保 part."""
+        return self.amount_fen - (self.insurance.covered_fen if self.insurance else 0)
 
 
 class RefundStatus(StrEnum):
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # A special refund waiting for the hospital, the supplier and the courier to agree.
+    NEGOTIATING = "negotiating"
+    # A special refund the hospital, supplier and courier did not agree to pay (nothing was claimed or paid back).
+    REJECTED = "rejected"
+
+
+class RefundKind(StrEnum):
+    """Why a refund is allowed (8.4.2)."""
+
+    ORDINARY = "ordinary"  # the owning flow's own compensation: cancel, abort, leave, pharmacy failure
+    AUTHORIZED = "authorized"  # an administrator authorized it (patient could not attend, schedule changed)
+    APPROVED = "approved"  # the patient asked before the medicine left the pharmacy, and the hospital approved
+    SPECIAL = "special"  # after the medicine left: paid as the hospital, supplier and courier agreed
 
 
 class RefundInput(BaseModel):
@@ -81,9 +143,53 @@ class RefundInput(BaseModel):
     bill_id: str
     patient_id: str
     channel: str
+    # What the patient gets back in total (医保 part and channel part). For a special refund: the most asked for;
+    # the negotiation decides the amount.
     amount_fen: Fen
     reason: str
     requested_by: str
+    kind: RefundKind = RefundKind.ORDINARY
+    # A stable code for the reason (e.g. patient_unable_to_attend, schedule_changed), and who authorized/approved it.
+    reason_code: str | None = None
+    authorized_by: str | None = None
+
+
+class NegotiationParty(StrEnum):
+    HOSPITAL = "hospital"
+    SUPPLIER = "supplier"  # the pharmacy or supplier that dispensed the medicine
+    COURIER = "courier"
+
+
+class NegotiationEntry(BaseModel):
+    """One party's answer in a special refund's negotiation: whether it agreed, and what it bears (fen)."""
+
+    party: NegotiationParty
+    agreed: bool
+    amount_fen: Fen = 0
+    note: str = Field(default="", max_length=500)
+    recorded_by: str
+
+
+class ConcludeNegotiation(BaseModel):
+    """The hospital closes the negotiation: pay what the agreeing parties bear, or refuse the refund."""
+
+    approve: bool
+    note: str = Field(default="", max_length=500)
+    concluded_by: str
+
+
+class RefundPlan(BaseModel):
+    """How a claimed refund goes back: the 医保 part through the platform, the rest along the original channel.
+
+    `final` when it returns everything left of the bill (the e-invoice is then reversed). `eta` is the expected
+    arrival the patient is told, from the settings per channel.
+    """
+
+    refund_id: str
+    channel_fen: Fen
+    insurance: PaymentSplit | None = None
+    final: bool = False
+    eta: str = ""
 
 
 class ChannelRefund(BaseModel):
@@ -101,6 +207,12 @@ class RefundResult(BaseModel):
     amount_fen: Fen
     status: RefundStatus
     channel_refund_id: str | None = None
+    kind: RefundKind = RefundKind.ORDINARY
+    # The parts as paid back (set once planned): through 医保 and through the channel.
+    insurance_fen: Fen = 0
+    channel_fen: Fen | None = None
+    negotiation: list[NegotiationEntry] = []
+    failure: str | None = None
 
 
 class ChannelBillLineKind(StrEnum):

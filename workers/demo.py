@@ -23,6 +23,7 @@ _ACTORS = {
     "demo-pharmacist": "药师",
     "rules": "审方规则",
     "courier": "物流",
+    "insurance": "医保",
     "system": "系统",
 }
 
@@ -53,11 +54,16 @@ async def run(api: str, ui: str | None, namespace: str) -> int:
             ),
             ("异常流程一：医生中止复诊，挂号费原路退回", Journey(http, patient=patient)),
             ("异常流程二：挂号费超时未支付，订单自动关闭并释放号源", Journey(http, patient=patient)),
+            (
+                "医保支付：统筹基金/个人账户/个人自付分账，取消后医保与自付部分各自原路退回",
+                Journey(http, patient=patient),
+            ),
         ]
-        happy, aborted, unpaid = (journey for _, journey in journeys)
+        happy, aborted, unpaid, insured = (journey for _, journey in journeys)
         try:
             await happy.happy_path(identity, doctor_id, disease)
             await aborted.doctor_aborts(doctor_id, disease)
+            await insured.insured_visit_refunded(doctor_id, disease)
             print("（等待挂号费支付时限到期……）", file=sys.stderr)
             unpaid.wait_s = 180
             await unpaid.unpaid_bill_closes(doctor_id, disease)

@@ -58,6 +58,10 @@ PRESCRIPTION = {
 }
 
 
+# A 医保电子凭证 token of the sandbox 医保 platform: an employee (职工医保, 310) whose bills the pooled fund shares.
+DEMO_EC_TOKEN = "DEMO-ECTOKEN-0001"
+
+
 class JourneyError(RuntimeError):
     pass
 
@@ -164,10 +168,13 @@ class Journey:
             skip -= len(free)
         raise JourneyError(f"no free slot of {doctor_id} for {disease_code}")
 
-    async def book(self, slot_id: str) -> dict[str, Any]:
+    async def book(self, slot_id: str, insurance: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = (
+            {"slot_id": slot_id} if insurance is None else {"slot_id": slot_id, "insurance": insurance}
+        )
         visit = await self.call(
             "POST", "/bookings", self.patient, expected=201,
-            json={"slot_id": slot_id}, headers={"Idempotency-Key": str(uuid.uuid4())},
+            json=body, headers={"Idempotency-Key": str(uuid.uuid4())},
         )  # fmt: skip
         self.ids["visit"] = f"visit-{visit['visit_id']}"
         self.ids["registration_bill"] = f"bill-{visit['bill_id']}"
@@ -359,6 +366,74 @@ class Journey:
         )
         self.ids["refund"] = f"refund-{visit['bill_id']}-1"
         self.log("system", "挂号费原路退回", f"{bill['refunded_fen'] / 100:.2f} 元")
+
+    # --- money ---
+
+    async def insured_visit_refunded(self, doctor_id: str, disease_code: str, slot_skip: int = 0) -> dict[str, Any]:
+        """医保 at payment and back: the registration fee is split by the 医保 platform (pooled fund, personal account,
+        self-pay: to the fen), only the self-pay part is paid at the channel, the e-invoice is issued; the patient
+        cancels, the 医保 part goes back through the platform (2208) and the rest along the channel, and the invoice
+        is reversed in red. Answers with the bill as it ends."""
+        insurance = {"ec_token": DEMO_EC_TOKEN, "use_account": False}
+        visit = await self.book(await self.free_slot(doctor_id, disease_code, slot_skip), insurance)
+        bill_id = visit["bill_id"]
+        bill = await self.call("GET", f"/bills/{bill_id}", self.patient)
+        part = bill["insurance"]
+        if part is None or part["status"] != "settled":
+            raise JourneyError(f"the registration fee was not settled by 医保: {bill}")
+        if part["fund_fen"] + part["account_fen"] + part["cash_fen"] != bill["total_fen"] != 0:
+            raise JourneyError(f"the 医保 split does not add up: {part} against {bill['total_fen']}")
+        self.log(
+            "insurance",
+            "医保结算（2207）",
+            f"合计 {_yuan(bill['total_fen'])} 元 = 统筹基金 {_yuan(part['fund_fen'])} + 个人账户 {_yuan(part['account_fen'])}"
+            f" + 个人自付 {_yuan(part['cash_fen'])}（结算号 {part['setl_id']}）",
+        )
+        await self.pay(bill_id, "挂号费个人自付部分")
+        await self.visit_stage(visit["visit_id"], "waiting_doctor", self.patient)
+        issued = await self.until(
+            "电子票据开具",
+            lambda: self.call("GET", f"/bills/{bill_id}", self.patient),
+            lambda b: b["invoice"] is not None,
+        )
+        self.ids["invoice"] = f"invoice-{bill_id}"
+        self.log(
+            "system",
+            "开具电子票据",
+            f"票据代码 {issued['invoice']['invoice_code']} 号码 {issued['invoice']['invoice_no']}",
+        )
+
+        await self.call(
+            "POST", f"/visits/{visit['visit_id']}/cancel", self.patient, json={"reason": "临时有事，无法就诊"}
+        )
+        self.log(self.patient, "取消预约", "挂号费全额原路退回")
+        ended = await self.until(
+            "医保与自付部分退回",
+            lambda: self.call("GET", f"/bills/{bill_id}", self.patient),
+            lambda b: b["refunded_fen"] == b["amount_fen"] and b["insurance_refunded_fen"] == b["insurance_fen"],
+        )
+        [refund] = await self.call("GET", f"/bills/{bill_id}/refunds", self.patient)
+        self.ids["refund"] = f"refund-{bill_id}-1"
+        inbox = await self.call("GET", "/me/notifications", self.patient)
+        eta = next((n["body"] for n in inbox.get("items", []) if n["template"] == "refund_started"), "")
+        self.log(
+            "system",
+            "退款：医保部分经平台撤销结算（2208），自付部分原路退回",
+            f"医保 {_yuan(refund['insurance_fen'])} 元，渠道 {_yuan(refund['channel_fen'])} 元。{eta}",
+        )
+        reversed_ = await self.until(
+            "电子票据冲红",
+            lambda: self.call("GET", f"/bills/{bill_id}", self.patient),
+            lambda b: (b["invoice"] or {}).get("red_invoice_no") is not None,
+        )
+        self.log("system", "电子票据冲红", f"红字票据号码 {reversed_['invoice']['red_invoice_no']}")
+        if reversed_["refunded_fen"] != ended["refunded_fen"]:
+            raise JourneyError(f"refunded again after the refund ended: {reversed_}")
+        return reversed_
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen / 100:.2f}"
 
 
 def visit_day(visit: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.prescriptions import PrescriptionActivities
     from models.billing import BillInput, BillKind, BillState, BillStatus, RefundInput
     from models.duty import ON_DUTY_PHARMACISTS
-    from models.fulfilment import FulfilmentInput, FulfilmentStage, FulfilmentState
+    from models.fulfilment import FulfilmentInput, FulfilmentStage
     from models.prescription import (
         CheckResult,
         ClaimReview,
@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
     from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
     from workflows.refund import RefundWorkflow, refund_workflow_id
+    from workflows.rx_refund import RX_REFUND_REQUESTS, PrescriptionRefundRequests
     from workflows.steps import Notices, call, db
 
 
@@ -64,7 +65,7 @@ def prescription_workflow_id(prescription_id: str) -> str:
 
 
 @workflow.defn(name="Prescription")
-class PrescriptionWorkflow:
+class PrescriptionWorkflow(PrescriptionRefundRequests):
     @workflow.init
     def __init__(self, rx: PrescriptionInput) -> None:
         self._notices = Notices()
@@ -161,7 +162,8 @@ class PrescriptionWorkflow:
         self._state.stage = RxStage.FULFILLING
         await self._record()
         self._notices.send("paid", patient, "rx_paid", usage=self._draft.usage)
-        fulfilled: FulfilmentState = await workflow.execute_child_workflow(
+        self._takes_requests = workflow.patched(RX_REFUND_REQUESTS)
+        self._fulfilment = await workflow.start_child_workflow(
             FulfilmentWorkflow.run,
             FulfilmentInput(
                 prescription_id=rx.prescription_id,
@@ -171,6 +173,9 @@ class PrescriptionWorkflow:
             ),
             id=fulfilment_workflow_id(rx.prescription_id),
         )
+        fulfilled = await self._fulfilment_result()
+        if fulfilled is None:  # withdrawn at the patient's request (workflows/rx_refund.py)
+            return await self._refund_withdrawn(bill)
         if fulfilled.stage is FulfilmentStage.FAILED:
             await workflow.execute_child_workflow(
                 RefundWorkflow.run,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from api.auth import bearer_of
 from api.errors import problem_responses
 from api.idempotency import IDEMPOTENCY_HEADER
+from api.schemas.money import InsuranceIn
 from api.services import bookings
 from models.visit import VisitState
 
@@ -22,6 +23,7 @@ router = APIRouter(tags=["visits"])
 
 class BookingIn(BaseModel):
     slot_id: str = Field(min_length=1, max_length=40, examples=["doc-1-20261126-0900"])
+    insurance: InsuranceIn | None = Field(default=None, description="使用医保支付挂号费时的医保电子凭证")
 
 
 # What FastAPI would document for the bearer token and the Idempotency-Key header if they were dependencies: the
@@ -61,4 +63,4 @@ async def book(body: BookingIn, request: Request) -> JSONResponse:
     """
     token = bearer_of(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    return await bookings.book(request, request.app.state.ctx, token, key, body.slot_id)
+    return await bookings.book(request, request.app.state.ctx, token, key, body.slot_id, body.insurance)

@@ -13,9 +13,11 @@ router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 
 @router.post("/payments/{channel}", responses=problem_responses(401, 404), summary="支付渠道回调")
 async def payment_callback(channel: str, request: Request, ctx: ContextDep) -> dict[str, str]:
-    if channel != ctx.adapters.payment.name:
+    # `channel` names the channel, or the campus whose merchant's notify URL this is (each verifies its own).
+    payment = ctx.adapters.merchants.for_callback(channel)
+    if payment is None:
         raise Problem(404, "NOT_FOUND", "未知支付渠道", f"未配置支付渠道 {channel}")
-    await deliver_payment_notice(ctx.temporal, ctx.adapters.payment, request.headers, await request.body())
+    await deliver_payment_notice(ctx.temporal, payment, request.headers, await request.body())
     return {"code": "SUCCESS", "message": "成功"}
 
 

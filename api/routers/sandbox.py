@@ -41,8 +41,8 @@ def _refused(refusal: AdapterRefusal) -> Problem:
 )
 async def pay(bill_id: str, actor: PatientDep, session: SessionDep, ctx: ContextDep) -> PaymentNotice:
     """The patient pays their own bill at the sandbox cashier; the channel's signed callback follows."""
-    await visible_bill(session, actor, bill_id)
-    payment = ctx.adapters.payment
+    bill = await visible_bill(session, actor, bill_id)
+    payment = ctx.adapters.merchants.channel(bill.campus)
     if not isinstance(payment, SandboxPayment):
         raise Problem(404, "NOT_FOUND", "未启用模拟支付", "当前支付渠道不是沙箱渠道")
     try:

@@ -31,14 +31,16 @@ from api.consents import consent_required
 from api.context import AppContext
 from api.errors import Problem
 from api.idempotency import CLAIM_CONFLICT, CLAIM_INSERT, answer_claim, check_key, request_hash
+from api.schemas.money import InsuranceIn
 from api.services.booking_blocks import blocked_problem, enforce_no_show_rule
+from api.services.refunds import present_insurance
 from api.services.temporal_calls import workflow_call
 from core.passwords import token_digest
 from core.settings import Settings
 from models.common import Role
 from models.tables import Slot
 from models.visit import VisitInput, VisitState
-from workflows.visit import VisitWorkflow, booked_state, visit_workflow_id
+from workflows.visit import VisitWorkflow, booked_state, registration_bill_id, visit_workflow_id
 
 # The hold outlives the payment window a little, so the Visit flow always releases or confirms it first.
 HOLD_GRACE = timedelta(minutes=2)
@@ -239,7 +241,14 @@ async def _decided(
     )
 
 
-async def book(request: Request, ctx: AppContext, token: str, key: str | None, slot_id: str) -> JSONResponse:
+async def book(
+    request: Request,
+    ctx: AppContext,
+    token: str,
+    key: str | None,
+    slot_id: str,
+    insurance: InsuranceIn | None = None,
+) -> JSONResponse:
     """`POST /bookings`: who is asking, the Idempotency-Key's claim and the attempt in one statement (`_BOOK`); then,
     for the winner, the Visit flow starts. At a release-time rush nearly every request is a refusal, and each round
     trip saved is work neither the API nor PostgreSQL does thousands of times a second."""
@@ -261,6 +270,7 @@ async def book(request: Request, ctx: AppContext, token: str, key: str | None, s
 
     async def compute() -> tuple[int, dict[str, Any]]:
         held = await _decided(ctx.pg, ctx.sessions, settings, patient_id, slot_id, visit_id, row)
+        await present_insurance(ctx.sessions, ctx.cipher, patient_id, registration_bill_id(held.visit_id), insurance)
         state = await start_visit(ctx.temporal, settings, held, patient_id)
         return 201, state.model_dump(mode="json")
 

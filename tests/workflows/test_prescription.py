@@ -38,9 +38,9 @@ DRAFT = PrescriptionDraft(
 )
 
 
-async def start(h: Harness) -> tuple[PrescriptionInput, WorkflowHandle]:
+async def start(h: Harness, prescription_id: str | None = None) -> tuple[PrescriptionInput, WorkflowHandle]:
     rx = PrescriptionInput(
-        prescription_id=f"rx-{uuid.uuid4().hex[:8]}",
+        prescription_id=prescription_id or f"rx-{uuid.uuid4().hex[:8]}",
         visit_id="visit-1",
         patient_id="pat-1",
         doctor_id="doc-1",
@@ -200,9 +200,9 @@ async def test_blocked_prescription_cannot_be_signed_and_sign_again_needs_a_reas
     await handle.terminate("test done")
 
 
-async def test_pharmacy_refusal_after_payment_refunds_and_voids(harness: Harness) -> None:
-    harness.world.pharmacy_refuses = True
-    rx, handle = await start(harness)
+async def paid(h: Harness, prescription_id: str | None = None) -> tuple[str, WorkflowHandle]:
+    """A prescription signed, approved, confirmed for pickup at the hospital and paid: its bill and its flow."""
+    rx, handle = await start(h, prescription_id)
     await checked(handle)
     await handle.execute_update(PrescriptionWorkflow.sign, SignPrescription(doctor_id="doc-1"))
     await handle.execute_update(PrescriptionWorkflow.review, ReviewPrescription(pharmacist_id="ph-1", approve=True))
@@ -210,10 +210,16 @@ async def test_pharmacy_refusal_after_payment_refunds_and_voids(harness: Harness
         PrescriptionWorkflow.confirm, ConfirmPrescription(patient_id="pat-1", pickup=PickupMethod.HOSPITAL)
     )
     bill_id = f"{rx.prescription_id}-pay"
-    await harness.client.get_workflow_handle(bill_workflow_id(bill_id)).signal(
+    await h.client.get_workflow_handle(bill_workflow_id(bill_id)).signal(
         BillWorkflow.payment_notice,
         PaymentNotice(out_trade_no=bill_id, status=ChannelOrderStatus.SUCCESS, amount_fen=300),
     )
+    return bill_id, handle
+
+
+async def test_pharmacy_refusal_after_payment_refunds_and_voids(harness: Harness) -> None:
+    harness.world.pharmacy_refuses = True
+    bill_id, handle = await paid(harness)
     final = await handle.result()
     assert final.stage is RxStage.VOID
     assert final.void_reason == "甘草库存不足"
