@@ -1,8 +1,8 @@
-"""Visit steps: the slot, HIS registration, the read model, the medical record, no-shows."""
+"""Visit steps: the slot, HIS registration, the read model, the medical record, no-shows, the guardian check."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -15,7 +15,10 @@ from temporalio.exceptions import ApplicationError
 from activities.adapters.his import His, HisRegistration, PatientIdentity
 from activities.errors import business_error, refusals_are_final
 from core.crypto.sm import FieldCipher
-from models.tables import Doctor, NoShow, Patient, Slot, Visit
+from models import idcard
+from models.common import HOSPITAL_TZ
+from models.guardian import GUARDIAN_REQUIRED_MESSAGE, needs_guardian
+from models.tables import Doctor, NoShow, Patient, Slot, Visit, VisitGuardian
 from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState
 
 # A slot given back returns to stock, unless its session was cancelled (停诊): then it stays closed.
@@ -78,6 +81,29 @@ async def load_identity(session: AsyncSession, cipher: FieldCipher, patient_id: 
     )
 
 
+def birth_date_of(cipher: FieldCipher, birth_date: date | None, id_card_enc: str | None) -> date | None:
+    """A patient's birth date: as recorded, else as their ID-card number carries it; None if neither is known."""
+    if birth_date is not None:
+        return birth_date
+    number = cipher.decrypt("id_card", id_card_enc)
+    return idcard.birth_date(number) if number and idcard.is_valid(number) else None
+
+
+async def load_birth_date(session: AsyncSession, cipher: FieldCipher, patient_id: str) -> date | None:
+    row = (
+        await session.execute(
+            select(col(Patient.birth_date), col(Patient.id_card_enc)).where(col(Patient.id) == patient_id)
+        )
+    ).first()
+    return None if row is None else birth_date_of(cipher, row.birth_date, row.id_card_enc)
+
+
+async def child_needs_guardian(session: AsyncSession, cipher: FieldCipher, patient_id: str) -> bool:
+    """8.1.2.1 c: a patient under six is seen with a guardian, whose identity must be recorded before prescribing."""
+    birth = await load_birth_date(session, cipher, patient_id)
+    return needs_guardian(birth, datetime.now(HOSPITAL_TZ).date())
+
+
 class VisitActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], cipher: FieldCipher, his: His) -> None:
         self._sessions = sessions
@@ -96,6 +122,7 @@ class VisitActivities:
             "his_registration_no": state.his_registration_no,
             "queue_no": state.queue_no,
             "abort_reason": state.abort_reason,
+            "abort_advice": state.abort_advice,
             "updated_at": datetime.now(UTC),
         }
         async with self._sessions() as session, session.begin():
@@ -170,6 +197,19 @@ class VisitActivities:
                 )
                 .on_conflict_do_nothing(index_elements=["visit_id"])
             )
+
+    @activity.defn
+    async def require_guardian(self, visit: VisitInput) -> None:
+        """Refuse to prescribe for a child under six until the guardian and the accompanying physician of this visit
+        are recorded (8.1.2.1 c)."""
+        async with self._sessions() as session:
+            if not await child_needs_guardian(session, self._cipher, visit.patient_id):
+                return
+            recorded = await session.scalar(
+                select(col(VisitGuardian.visit_id)).where(col(VisitGuardian.visit_id) == visit.visit_id)
+            )
+        if recorded is None:
+            raise business_error("GUARDIAN_REQUIRED", GUARDIAN_REQUIRED_MESSAGE)
 
     @activity.defn
     async def register_with_his(self, visit: VisitInput, sequence: int) -> HisRegistration:

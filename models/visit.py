@@ -79,6 +79,8 @@ class VisitState(BaseModel):
     his_registration_no: str | None = None
     queue_no: int | None = None
     abort_reason: str | None = None
+    # The doctor's advice to the patient when aborting (8.2.3.3).
+    abort_advice: str | None = None
     refund_id: str | None = None
     refunded_fen: Fen = 0
     checked_in_at: datetime | None = None
@@ -86,6 +88,9 @@ class VisitState(BaseModel):
     record_written: bool = False
     record_signed: bool = False
     prescription_ids: list[str] = []
+    # Doctors invited into the consult (会诊), and those of them who signed their opinion.
+    consultants: list[str] = []
+    opinions: list[str] = []
 
 
 class CancelVisit(BaseModel):

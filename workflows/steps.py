@@ -12,6 +12,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities
@@ -79,3 +80,12 @@ def local(moment: datetime, pattern: str = "%m-%d %H:%M") -> str:
 
 def yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
+
+
+def refusal(failure: FailureError, fallback_code: str, fallback: str) -> ApplicationError:
+    """The business refusal behind a failed step, with the step's own code and message. A local activity's
+    refusal arrives as the `ApplicationError` itself, a regular activity's wrapped in an `ActivityError`."""
+    cause = failure if isinstance(failure, ApplicationError) else failure.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return ApplicationError(cause.message, type=cause.type)
+    return ApplicationError(fallback, type=fallback_code)

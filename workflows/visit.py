@@ -9,7 +9,9 @@ Started by booking through Update-with-Start (`book`), after PostgreSQL already 
 A schedule change arrives as a signal (`schedule_changed`): a substitution hands the visit to the substitute; a leave
 cancels an unpaid booking, and offers a paid one rebooking to another slot of the same disease or a full refund,
 refunding by itself when the patient does not choose in time. The change flow hears back how each visit ended up.
-Prescriptions written in the consult run as their own workflows and outlive the visit.
+Prescriptions written in the consult run as their own workflows and outlive the visit. In consult, the doctor may
+invite other doctors (会诊, 8.2.3.5): each joins the chat, signs an opinion and may prescribe. A child under six gets
+no prescription until the guardian and the accompanying physician are recorded (8.1.2.1 c).
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.adapters.his import HisRegistration
+    from activities.consultations import ConsultationActivities
     from activities.prescriptions import PrescriptionActivities
     from activities.records import RecordActivities
     from activities.visits import VisitActivities
     from models.billing import BillInput, BillKind, BillState, BillStatus, RefundInput, RefundResult
+    from models.consultation import MAX_CONSULTANTS, GiveOpinion, InviteConsultant
     from models.prescription import PrescriptionInput, PrescriptionState, RxStage
     from models.record import SignRecord
     from models.schedule_change import ChangeKind, ScheduleChangeNotice, VisitChangeProgress, VisitOutcome
@@ -53,10 +57,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
     from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
     from workflows.refund import RefundWorkflow, refund_workflow_id
-    from workflows.steps import Notices, call, db, local, yuan
+    from workflows.steps import Notices, call, db, local, refusal, yuan
 
 
 REMINDER_LEAD = timedelta(minutes=10)
+# Prescribing first checks that a child under six has their guardian recorded; earlier flows did not.
+GUARDIAN_CHECK = "guardian-check-at-prescribe"
 # Patients check in from this long before their slot starts until it ends.
 CHECK_IN_OPENS = timedelta(minutes=30)
 # Sent to the ScheduleChange flow named in a change notice, with how this visit came out of the change.
@@ -379,6 +385,7 @@ class VisitWorkflow:
         self._state.refunded_fen += amount_fen
 
     async def _end_aborted(self, abort: AbortVisit) -> None:
+        self._state.abort_advice = abort.advice or None
         await self._refund_and_end(VisitStage.ABORTED, abort.reason, abort.doctor_id)
         self._notices.send("aborted", self._patient, "visit_aborted", reason=abort.reason, advice=abort.advice)
 
@@ -619,11 +626,17 @@ class VisitWorkflow:
     @workflow.update
     async def prescribe(self, request: Prescribe) -> str:
         visit = self._terms
+        if workflow.patched(GUARDIAN_CHECK):
+            try:
+                await db(VisitActivities.require_guardian, visit)
+            except (ActivityError, ApplicationError) as failure:
+                raise refusal(failure, "GUARDIAN_CHECK_FAILED", "未能核对患儿监护人信息，请稍后重试") from None
         rx = PrescriptionInput(
             prescription_id=request.prescription_id,
             visit_id=visit.visit_id,
             patient_id=visit.patient_id,
-            doctor_id=visit.doctor_id,
+            # The visit's doctor, or an invited consultant: whoever writes it signs it.
+            doctor_id=request.doctor_id,
             draft=request.draft,
             channel=visit.channel,
             review_sla_s=visit.review_sla_s,
@@ -647,9 +660,64 @@ class VisitWorkflow:
 
     @prescribe.validator
     def _validate_prescribe(self, request: Prescribe) -> None:
-        self._require_in_consult(request.doctor_id)
+        if request.doctor_id not in self._state.consultants:
+            self._require_doctor(request.doctor_id)
+        self._require_open_consult()
         if request.prescription_id in self._state.prescription_ids:
             raise ApplicationError("处方编号重复", type="DUPLICATE_PRESCRIPTION")
+
+    @workflow.update
+    async def invite_consultant(self, request: InviteConsultant) -> VisitState:
+        """The visit's doctor invites another doctor into the consult (会诊); the invitee is told at once."""
+        async with self._lock:
+            try:
+                await db(ConsultationActivities.record_invitation, self._terms, request)
+            except (ActivityError, ApplicationError) as failure:
+                raise refusal(failure, "INVITE_FAILED", "会诊邀请未能完成，请稍后重试") from None
+        if request.consultant_id not in self._state.consultants:
+            self._state.consultants.append(request.consultant_id)
+            self._notices.send(
+                f"consult-invited:{request.consultant_id}",
+                f"doctor:{request.consultant_id}",
+                "consult_invited",
+                time=local(self._terms.starts_at),
+                reason=request.reason,
+            )
+        return self._state
+
+    @invite_consultant.validator
+    def _validate_invite_consultant(self, request: InviteConsultant) -> None:
+        self._require_in_consult(request.doctor_id)
+        if request.consultant_id == self._terms.doctor_id:
+            raise ApplicationError("不能邀请本次复诊的接诊医生本人会诊", type="CONSULTANT_IS_ATTENDING")
+        if request.consultant_id in self._state.consultants:
+            raise ApplicationError("该医生已受邀参加本次会诊", type="ALREADY_INVITED")
+        if len(self._state.consultants) >= MAX_CONSULTANTS:
+            raise ApplicationError(f"一次复诊最多邀请{MAX_CONSULTANTS}位医生会诊", type="TOO_MANY_CONSULTANTS")
+
+    @workflow.update
+    async def give_opinion(self, request: GiveOpinion) -> VisitState:
+        """An invited doctor signs their opinion (SM2 with a trusted timestamp); it is locked from then on."""
+        async with self._lock:
+            if request.doctor_id in self._state.opinions:  # a concurrent twin got here first
+                raise ApplicationError("会诊意见已签署，不能修改", type="OPINION_SIGNED")
+            await call(ConsultationActivities.sign_opinion, self._terms, request)
+            self._state.opinions.append(request.doctor_id)
+        self._notices.send(
+            f"consult-opinion:{request.doctor_id}",
+            f"doctor:{self._terms.doctor_id}",
+            "consult_opinion",
+            time=local(self._terms.starts_at),
+        )
+        return self._state
+
+    @give_opinion.validator
+    def _validate_give_opinion(self, request: GiveOpinion) -> None:
+        if request.doctor_id not in self._state.consultants:
+            raise ApplicationError("不是本次复诊的会诊医生", type="FORBIDDEN")
+        self._require_open_consult()
+        if request.doctor_id in self._state.opinions:
+            raise ApplicationError("会诊意见已签署，不能修改", type="OPINION_SIGNED")
 
     @workflow.update
     async def finish(self, request: FinishVisit) -> VisitState:
@@ -682,18 +750,12 @@ class VisitWorkflow:
 
     def _require_in_consult(self, doctor_id: str) -> None:
         self._require_doctor(doctor_id)
+        self._require_open_consult()
+
+    def _require_open_consult(self) -> None:
         if self._state.stage is not VisitStage.IN_CONSULT or self._abort is not None or self._finished:
             raise ApplicationError("复诊未在进行中", type="VISIT_NOT_IN_CONSULT")
 
     @workflow.query
     def state(self) -> VisitState:
         return self._state
-
-
-def refusal(failure: FailureError, fallback_code: str, fallback: str) -> ApplicationError:
-    """The business refusal behind a failed step, with the step's own code and message. A local activity's
-    refusal arrives as the `ApplicationError` itself, a regular activity's wrapped in an `ActivityError`."""
-    cause = failure if isinstance(failure, ApplicationError) else failure.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return ApplicationError(cause.message, type=cause.type)
-    return ApplicationError(fallback, type=fallback_code)

@@ -15,6 +15,7 @@ from api.auth import ActorDep, DoctorDep, PatientDep
 from api.deps import ContextDep, SessionDep, TemporalDep
 from api.errors import problem_responses
 from api.idempotency import idempotent
+from api.permissions import PrescriberDep
 from api.services.access import booked_visit, visible_visit
 from api.services.audit import audit_read
 from api.services.temporal_calls import workflow_call
@@ -251,7 +252,7 @@ async def prescribe(
     visit_id: str,
     body: PrescribeIn,
     request: Request,
-    actor: DoctorDep,
+    actor: PrescriberDep,
     session: SessionDep,
     temporal: TemporalDep,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),

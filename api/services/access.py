@@ -3,17 +3,33 @@ other patients' records cannot be probed."""
 
 from __future__ import annotations
 
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.auth import Actor
 from api.context import AppContext
 from api.errors import Problem
 from models.common import Role
-from models.tables import Bill, Prescription, Visit
+from models.tables import Bill, Prescription, Visit, VisitConsultant
 
 
 def _not_found(what: str) -> Problem:
     return Problem(404, "NOT_FOUND", "未找到", f"{what}不存在")
+
+
+def treated_by(doctor_id: str | None) -> ColumnElement[bool]:
+    """Visits the doctor is the doctor of, or was invited into (会诊)."""
+    invited = exists().where(
+        col(VisitConsultant.visit_id) == col(Visit.id), col(VisitConsultant.doctor_id) == doctor_id
+    )
+    return or_(col(Visit.doctor_id) == doctor_id, invited)
+
+
+async def treats(session: AsyncSession, visit_id: str, doctor_id: str | None) -> bool:
+    """Whether the doctor is the visit's own or one invited into its consult."""
+    found = await session.scalar(select(col(Visit.id)).where(col(Visit.id) == visit_id, treated_by(doctor_id)))
+    return found is not None
 
 
 async def visible_visit(session: AsyncSession, actor: Actor, visit_id: str) -> Visit:
@@ -21,7 +37,7 @@ async def visible_visit(session: AsyncSession, actor: Actor, visit_id: str) -> V
     if visit is None or not (
         actor.role is Role.ADMIN
         or (actor.role is Role.PATIENT and visit.patient_id == actor.ref)
-        or (actor.role is Role.DOCTOR and visit.doctor_id == actor.ref)
+        or (actor.role is Role.DOCTOR and await treats(session, visit_id, actor.ref))
     ):
         raise _not_found("挂号记录")
     return visit
@@ -44,7 +60,7 @@ async def visible_prescription(session: AsyncSession, actor: Actor, prescription
     if rx is None or not (
         actor.role in (Role.ADMIN, Role.PHARMACIST)
         or (actor.role is Role.PATIENT and rx.patient_id == actor.ref)
-        or (actor.role is Role.DOCTOR and rx.doctor_id == actor.ref)
+        or (actor.role is Role.DOCTOR and (rx.doctor_id == actor.ref or await treats(session, rx.visit_id, actor.ref)))
     ):
         raise _not_found("处方")
     return rx

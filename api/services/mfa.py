@@ -22,6 +22,7 @@ from core.crypto.sm import FieldCipher, sm3_hex
 from core.passwords import new_token, token_digest
 from core.settings import Settings
 from core.totp import matching_step, secret_key
+from models.common import Channel
 from models.tables import MfaChallenge, MfaFactor
 
 Method = Literal["totp", "sms"]
@@ -135,6 +136,7 @@ async def send_code(
     try:
         await notifier.send(
             idempotency_key=f"mfa-sms:{key_base}:{sends}",
+            channel=Channel.SMS,
             phone=phone,
             user_id=user_id,
             title="身份验证码",

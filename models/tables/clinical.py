@@ -27,6 +27,8 @@ class Visit(SQLModel, table=True):
     his_registration_no: str | None = Field(default=None, max_length=40)
     queue_no: int | None = None
     abort_reason: str | None = None
+    # The doctor's advice when aborting (8.2.3.3).
+    abort_advice: str | None = None
     created_at: datetime = Timestamp(default_now=True)
     updated_at: datetime = Timestamp(default_now=True)
 
@@ -88,5 +90,8 @@ class Prescription(SQLModel, table=True):
     forced_reason: str | None = None
     # 续方: the earlier prescription whose items this one repeats.
     renewed_from: str | None = Field(default=None, max_length=80)
+    # The patient's choices for dispensing (8.3.6.2): a partner pharmacy, and whether it decocts (代煎).
+    pharmacy_choice: str | None = Field(default=None, max_length=40)
+    decoction_service: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
     created_at: datetime = Timestamp(default_now=True)
     updated_at: datetime = Timestamp(default_now=True)

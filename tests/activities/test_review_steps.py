@@ -13,7 +13,7 @@ from activities.duty import DutyActivities
 from activities.notices import NoticeActivities
 from activities.prescriptions import FORCED_ACTION, PrescriptionActivities
 from core.crypto.sm import FieldCipher
-from models.common import Role
+from models.common import Channel, Role
 from models.duty import ON_DUTY_PHARMACISTS
 from models.notify import Notice
 from models.prescription import ForcedThrough, PrescriptionInput, PrescriptionState, RxStage
@@ -27,7 +27,9 @@ class _Notifier:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def send(self, *, idempotency_key: str, phone: str | None, user_id: str, title: str, body: str) -> str:
+    async def send(
+        self, *, idempotency_key: str, channel: Channel, phone: str | None, user_id: str, title: str, body: str
+    ) -> str:
         self.sent.append(user_id)
         return idempotency_key
 

@@ -50,7 +50,7 @@ class _Demo:
     doctor: str
 
 
-_DEMOS = (
+DEMOS = (
     _Demo(
         username="demo-patient",
         name="张三",
@@ -177,7 +177,7 @@ class SandboxEmr:
     # --- records ---------------------------------------------------------------------------------------------------
 
     def _add_demo(self, day: date) -> None:
-        for demo in _DEMOS:
+        for demo in DEMOS:
             patient_ref = self._put_patient(f"Patient/{demo.username}", idcard.normalize(demo.id_card_no), demo.name)
             encounter_ref = f"Encounter/{demo.encounter_id}"
             codes = [

@@ -13,6 +13,7 @@ import uuid
 from typing import Protocol
 
 from activities.adapters.notifier import Notifier
+from models.common import Channel
 
 
 class NotifierSimulator(Protocol):
@@ -30,7 +31,12 @@ class NotifierContract:
     async def test_same_key_sends_once(self, adapter: Notifier, simulator: NotifierSimulator) -> None:
         user, key = f"u-{uuid.uuid4().hex[:12]}", f"key-{uuid.uuid4().hex}"
         args = dict(
-            idempotency_key=key, phone="13800138000", user_id=user, title="缴费提醒", body="请在 15 分钟内完成缴费"
+            idempotency_key=key,
+            channel=Channel.SMS,
+            phone="13800138000",
+            user_id=user,
+            title="缴费提醒",
+            body="请在 15 分钟内完成缴费",
         )
         first = await adapter.send(**args)  # type: ignore[arg-type]
         again = await adapter.send(**args)  # type: ignore[arg-type]
@@ -41,7 +47,12 @@ class NotifierContract:
         user = f"u-{uuid.uuid4().hex[:12]}"
         ids = [
             await adapter.send(
-                idempotency_key=f"key-{uuid.uuid4().hex}", phone=None, user_id=user, title="复诊提醒", body=f"第 {n} 条"
+                idempotency_key=f"key-{uuid.uuid4().hex}",
+                channel=Channel.APP,
+                phone=None,
+                user_id=user,
+                title="复诊提醒",
+                body=f"第 {n} 条",
             )
             for n in (1, 2)
         ]

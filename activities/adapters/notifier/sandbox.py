@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from activities.adapters.sandbox import CALLS, recorder_for
 from core.crypto.sm import mask
 from core.settings import Settings
+from models.common import Channel
 
 
 class SandboxNotifier:
@@ -18,9 +19,11 @@ class SandboxNotifier:
         self._sessions = sessions
         self._recorder = recorder_for(sessions, settings)
 
-    async def send(self, *, idempotency_key: str, phone: str | None, user_id: str, title: str, body: str) -> str:
+    async def send(
+        self, *, idempotency_key: str, channel: Channel, phone: str | None, user_id: str, title: str, body: str
+    ) -> str:
         # The phone is kept masked: enough to see where a text went, not a copy of the PII.
-        request = {"user_id": user_id, "phone": mask(phone), "title": title, "body": body}
+        request = {"user_id": user_id, "channel": channel.value, "phone": mask(phone), "title": title, "body": body}
 
         async def perform(_: AsyncSession) -> dict[str, Any]:
             # A random id, so a replayed answer is visibly the recorded one rather than recomputed.

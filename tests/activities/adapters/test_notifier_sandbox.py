@@ -10,6 +10,7 @@ from activities.adapters.errors import AdapterError
 from activities.adapters.notifier.contract import NotifierContract
 from activities.adapters.notifier.sandbox import SandboxNotifier
 from activities.adapters.sandbox import injected_failure
+from models.common import Channel
 from models.tables.sandbox import SandboxCall
 
 
@@ -29,7 +30,9 @@ class TestSandboxNotifier(NotifierContract):
 
 async def test_phone_is_recorded_masked(adapter: SandboxNotifier, sessions) -> None:  # type: ignore[no-untyped-def]
     k = f"key-{uuid.uuid4().hex}"
-    await adapter.send(idempotency_key=k, phone="13800138000", user_id="u1", title="提醒", body="您的处方已发货")
+    await adapter.send(
+        idempotency_key=k, channel=Channel.SMS, phone="13800138000", user_id="u1", title="提醒", body="您的处方已发货"
+    )
     async with sessions() as session:
         row = (await session.scalars(select(SandboxCall).where(col(SandboxCall.idempotency_key) == k))).one()
     assert row.request["phone"] == "138****8000"
@@ -44,7 +47,11 @@ async def test_injected_failures_end_in_one_delivery(sessions, settings) -> None
     for k in keys:
         while True:  # what Temporal's retry policy does for the activity
             try:
-                sent.append(await flaky.send(idempotency_key=k, phone=None, user_id=user, title="t", body="正文"))
+                sent.append(
+                    await flaky.send(
+                        idempotency_key=k, channel=Channel.APP, phone=None, user_id=user, title="t", body="正文"
+                    )
+                )
                 break
             except AdapterError:
                 failures += 1
