@@ -1,4 +1,5 @@
-"""Fulfilment steps: the pharmacy order, the courier, the pickup code, the read model."""
+"""Fulfilment steps: routing to a pharmacy, the pharmacy order and its signed re-check, the courier, the pickup code,
+the read model."""
 
 from __future__ import annotations
 
@@ -13,12 +14,26 @@ from sqlmodel import col
 from temporalio import activity
 
 from activities.adapters.courier import Consignee, Courier
-from activities.adapters.pharmacy import Pharmacy
 from activities.errors import business_error, refusals_are_final
+from activities.pharmacy_routing import NoPharmacy, PharmacyNetwork, RouteRequest, choose_pharmacy
+from activities.signatures import Signatures
 from core.crypto.sm import FieldCipher
-from models.fulfilment import CourierEvent, FulfilmentInput, FulfilmentState, PharmacyOrder, Shipment
-from models.prescription import PrescriptionDraft
+from models.fulfilment import (
+    OWN_PHARMACY,
+    CourierEvent,
+    DispenseCheck,
+    FulfilmentInput,
+    FulfilmentState,
+    PharmacyOrder,
+    PharmacyRoute,
+    RecheckSignRequest,
+    Shipment,
+)
+from models.prescription import PickupMethod, PrescriptionDraft
+from models.signature import SignatureRecord
 from models.tables import Fulfilment, Prescription
+
+RECHECK_EVIDENCE = "rx.rechecked"
 
 
 class FulfilmentActivities:
@@ -26,13 +41,15 @@ class FulfilmentActivities:
         self,
         sessions: async_sessionmaker[AsyncSession],
         cipher: FieldCipher,
-        pharmacy: Pharmacy,
+        pharmacies: PharmacyNetwork,
         courier: Courier,
+        signatures: Signatures,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
-        self._pharmacy = pharmacy
+        self._pharmacies = pharmacies
         self._courier = courier
+        self._signatures = signatures
 
     async def _prescription(self, prescription_id: str) -> Prescription:
         async with self._sessions() as session:
@@ -42,11 +59,40 @@ class FulfilmentActivities:
         return row
 
     @activity.defn
-    async def submit_to_pharmacy(self, prescription_id: str) -> PharmacyOrder:
+    async def route_prescription(self, prescription_id: str) -> PharmacyRoute:
+        """Choose the pharmacy by the routing rule (activities/pharmacy_routing.py), asking each candidate's adapter
+        for stock. No pharmacy able to take it is a business refusal (`NO_PHARMACY`), unless one could not be asked,
+        which is retried."""
+        row = await self._prescription(prescription_id)
+        draft = PrescriptionDraft.model_validate(row.draft)
+        request = RouteRequest(
+            pickup=PickupMethod(row.pickup or PickupMethod.HOSPITAL.value),
+            chosen=row.pharmacy_choice,
+            decoction=row.decoction_service,
+            address=self._cipher.decrypt("address", row.address_enc) or "",
+        )
+
+        async def shortages(candidate):  # type: ignore[no-untyped-def]
+            adapter = self._pharmacies.adapter_for(candidate)
+            return await adapter.check_stock(items=draft.items, doses=draft.doses)
+
+        try:
+            return await choose_pharmacy(
+                await self._pharmacies.candidates(), request, shortages, self._pharmacies.prefer_own
+            )
+        except NoPharmacy as none:
+            if none.retry:
+                raise RuntimeError(none.reason) from none
+            raise business_error("NO_PHARMACY", none.reason) from none
+
+    @activity.defn
+    async def submit_to_pharmacy(self, prescription_id: str, pharmacy_id: str | None = None) -> PharmacyOrder:
+        """To the routed pharmacy; flows from before routing (no `pharmacy_id`) use the hospital's own."""
         draft = PrescriptionDraft.model_validate((await self._prescription(prescription_id)).draft)
+        pharmacy = await self._pharmacies.adapter(pharmacy_id)
         return await refusals_are_final(
-            self._pharmacy.submit_order(
-                idempotency_key=f"fulfil-{prescription_id}:pharmacy",
+            pharmacy.submit_order(
+                idempotency_key=_pharmacy_key(prescription_id, pharmacy_id),
                 prescription_id=prescription_id,
                 items=draft.items,
                 doses=draft.doses,
@@ -54,9 +100,26 @@ class FulfilmentActivities:
         )
 
     @activity.defn
-    async def cancel_pharmacy_order(self, prescription_id: str, order_no: str) -> None:
-        await self._pharmacy.cancel_order(
-            idempotency_key=f"fulfil-{prescription_id}:pharmacy-cancel", order_no=order_no
+    async def cancel_pharmacy_order(self, prescription_id: str, order_no: str, pharmacy_id: str | None = None) -> None:
+        pharmacy = await self._pharmacies.adapter(pharmacy_id)
+        await pharmacy.cancel_order(
+            idempotency_key=f"{_pharmacy_key(prescription_id, pharmacy_id)}-cancel", order_no=order_no
+        )
+
+    @activity.defn
+    async def sign_recheck(self, prescription_id: str, check: DispenseCheck) -> SignatureRecord:
+        """The dispensing pharmacist's SM2 signature over the prescription as paid, with the decision and the
+        pharmacy, timestamped and put on the evidence ledger like the review pharmacist's approval."""
+        row = await self._prescription(prescription_id)
+        signed_at = datetime.now(UTC)
+        request = recheck_request(row, check.pharmacist_id, check.pharmacy_id, check.approve, check.note)
+        return await self._signatures.sign(
+            check.pharmacist_id,
+            request.digest(signed_at),
+            signed_at,
+            request.reason,
+            kind=RECHECK_EVIDENCE,
+            subject=f"prescription:{prescription_id}",
         )
 
     @activity.defn
@@ -115,6 +178,9 @@ class FulfilmentActivities:
             "events": [event.model_dump(mode="json") for event in state.events],
             "signed_at": datetime.now(UTC) if state.stage.value == "signed" else None,
             "updated_at": datetime.now(UTC),
+            "pharmacy_id": state.pharmacy.pharmacy_id if state.pharmacy else None,
+            "pharmacy_reason": state.pharmacy.reason if state.pharmacy else None,
+            "recheck": state.recheck.model_dump(mode="json") if state.recheck else None,
         }
         async with self._sessions() as session, session.begin():
             await session.execute(
@@ -127,3 +193,25 @@ class FulfilmentActivities:
                 )
                 .on_conflict_do_update(index_elements=["prescription_id"], set_=values)
             )
+
+
+def _pharmacy_key(prescription_id: str, pharmacy_id: str | None) -> str:
+    """The idempotency key of the order; the own pharmacy's is the one flows used before routing."""
+    base = f"fulfil-{prescription_id}:pharmacy"
+    return base if pharmacy_id in (None, OWN_PHARMACY) else f"{base}:{pharmacy_id}"
+
+
+def recheck_request(
+    row: Prescription, pharmacist_id: str, pharmacy_id: str, approve: bool, note: str
+) -> RecheckSignRequest:
+    """What a re-check signs: rebuilt the same way when the signature is checked later."""
+    return RecheckSignRequest(
+        prescription_id=row.id,
+        revision=row.revision,
+        patient_id=row.patient_id,
+        draft=PrescriptionDraft.model_validate(row.draft),
+        signer_id=pharmacist_id,
+        reason=note,
+        pharmacy_id=pharmacy_id,
+        approve=approve,
+    )

@@ -159,6 +159,8 @@ class PrescriptionActivities:
             row.address_enc = self._cipher.encrypt("address", confirmation.address)
             row.recipient_enc = self._cipher.encrypt("name", confirmation.recipient)
             row.phone_enc = self._cipher.encrypt("phone", confirmation.phone)
+            row.pharmacy_choice = confirmation.pharmacy_id
+            row.decoction_service = confirmation.decoction_service
 
     @activity.defn
     async def record_forced(self, forced: ForcedThrough) -> None:

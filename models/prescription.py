@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from core.crypto.sm import sm3_hex
 from models import idcard
@@ -116,6 +116,8 @@ class RxStage(StrEnum):
 class PickupMethod(StrEnum):
     HOSPITAL = "hospital"
     DELIVERY = "delivery"
+    # 药店取药 (8.3.6.2): at the partner pharmacy the patient chose.
+    PHARMACY = "pharmacy"
 
 
 class PrescriptionInput(BaseModel):
@@ -189,13 +191,29 @@ class ForcedThrough(BaseModel):
     return_reason: str | None
 
 
-class ConfirmPrescription(BaseModel):
-    patient_id: str
+class PickupChoice(BaseModel):
+    """What the patient confirms about getting the medicine (8.3.3.2, 8.3.6.2)."""
+
     pickup: PickupMethod
     # Delivery address and recipient; required for home delivery. Stored encrypted, never kept in workflow state.
-    address: str | None = Field(default=None, max_length=300)
-    recipient: str | None = Field(default=None, max_length=50)
-    phone: str | None = Field(default=None, pattern=r"^1\d{10}$")
+    address: str | None = Field(default=None, max_length=300, examples=["北京市东城区东直门内南小街16号"])
+    recipient: str | None = Field(default=None, max_length=50, examples=["张三"])
+    phone: str | None = Field(default=None, pattern=r"^1\d{10}$", examples=["13800138000"])
+    # The partner pharmacy (社会药房) the patient chose: where they pick up (required for `pharmacy`), or the one they
+    # would like to deliver. Routing (activities/pharmacy_routing.py) decides the pharmacy in the end.
+    pharmacy_id: str | None = Field(default=None, max_length=40, description="药店取药（或希望由其配送）的合作药店")
+    # 代煎: the pharmacy decocts the herbs; only a pharmacy that can decoct may take the prescription.
+    decoction_service: bool = Field(default=False, description="是否由药房代煎")
+
+    @model_validator(mode="after")
+    def _pharmacy_named(self) -> PickupChoice:
+        if self.pickup is PickupMethod.PHARMACY and not self.pharmacy_id:
+            raise ValueError("药店取药须选择药店")
+        return self
+
+
+class ConfirmPrescription(PickupChoice):
+    patient_id: str
 
 
 class SignRequest(BaseModel):

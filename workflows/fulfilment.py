@@ -1,7 +1,11 @@
-"""Fulfilment (8.3.4, 8.3.7–8.3.9): pharmacy order → re-check and dispensing → courier → sign-off by pickup code.
+"""Fulfilment (8.3.4, 8.3.7–8.3.9): routing → pharmacy order → signed re-check and dispensing → courier → sign-off by
+pickup code → refill reminder.
 
-The courier reports by webhook (signals); when it goes quiet the flow polls its tracking instead. Sign-off needs
-the code the patient received; after too many wrong codes the parcel is held for staff.
+The paid prescription is routed by rule to the hospital's own pharmacy or a partner pharmacy; that pharmacy's
+pharmacist re-checks it and signs the decision (a refusal cancels the order and the Prescription refunds). The courier
+reports by webhook (signals); when it goes quiet the flow polls its tracking instead. Sign-off needs the code the
+patient received; after too many wrong codes the parcel is held for staff. Once signed, a RefillReminder flow of its
+own waits for the end of the prescribed days.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.fulfilment import FulfilmentActivities
     from models.fulfilment import (
+        OWN_PHARMACY,
         CourierEvent,
         CourierStatus,
         DispenseCheck,
@@ -22,17 +28,29 @@ with workflow.unsafe.imports_passed_through():
         FulfilmentStage,
         FulfilmentState,
         PharmacyOrder,
+        PharmacyRoute,
+        Recheck,
+        RefillInput,
         Shipment,
         SignOff,
         SignOffResult,
         UnlockSignOff,
     )
     from models.prescription import PickupMethod
+    from models.signature import SignatureRecord
+    from workflows.refill import RefillReminderWorkflow, refill_workflow_id
     from workflows.steps import Notices, call, db
 
 
 TRACKING_POLL = timedelta(hours=1)
 MAX_PICKUP_ATTEMPTS = 5
+
+# The prescription goes to the pharmacy the routing rule picks; earlier flows sent every order to the own pharmacy.
+PHARMACY_ROUTING = "pharmacy-routing"
+# The dispensing pharmacist's re-check is SM2-signed and goes on the ledger; earlier flows recorded it unsigned.
+SIGNED_RECHECK = "signed-recheck"
+# Signing for the medicine starts the refill reminder; earlier flows ended there.
+REFILL_REMINDER = "refill-reminder"
 
 
 def fulfilment_workflow_id(prescription_id: str) -> str:
@@ -53,22 +71,37 @@ class FulfilmentWorkflow:
         )
         self._dispense: DispenseCheck | None = None
         self._lock = asyncio.Lock()
+        self._signed_recheck = False
 
     @workflow.run
     async def run(self, fulfilment: FulfilmentInput) -> FulfilmentState:
         rx_id = fulfilment.prescription_id
         patient = f"patient:{fulfilment.patient_id}"
+        # Every patch is asked before the first step. Asked just after a local activity, a replay could answer
+        # otherwise than the first run did: replay resolves the activity at once, before it has seen the patch
+        # markers of the workflow task that followed it (a query arriving meanwhile splits those tasks).
+        # Flows already running before these patches keep their old path to the end.
+        routing = workflow.patched(PHARMACY_ROUTING)
+        self._signed_recheck = workflow.patched(SIGNED_RECHECK)
+        refill = workflow.patched(REFILL_REMINDER)
         await self._record()
+        pharmacy: tuple[str, ...] = ()  # the routed pharmacy's id, for the steps that talk to it
         try:
-            order: PharmacyOrder = await call(FulfilmentActivities.submit_to_pharmacy, rx_id)
+            if routing:
+                route: PharmacyRoute = await call(FulfilmentActivities.route_prescription, rx_id)
+                self._state.pharmacy = route
+                pharmacy = (route.pharmacy_id,)
+                await self._record()
+                self._notices.send("routed", patient, "rx_routed", pharmacy=route.name, reason=route.reason)
+            order: PharmacyOrder = await call(FulfilmentActivities.submit_to_pharmacy, rx_id, *pharmacy)
         except ActivityError as failure:
             return await self._fail(_reason(failure, "药房无法接单"))
         self._state.pharmacy_order_no = order.order_no
         await self._record()
 
-        await workflow.wait_condition(lambda: self._dispense is not None)
+        await workflow.wait_condition(lambda: self._dispense is not None and not self._lock.locked())
         if self._dispense is not None and not self._dispense.approve:
-            await call(FulfilmentActivities.cancel_pharmacy_order, rx_id, order.order_no)
+            await call(FulfilmentActivities.cancel_pharmacy_order, rx_id, order.order_no, *pharmacy)
             return await self._fail(f"调剂药师复核未通过：{self._dispense.note}")
         self._state.stage = FulfilmentStage.DISPENSED
         await self._record()
@@ -90,6 +123,14 @@ class FulfilmentWorkflow:
         await workflow.wait_condition(lambda: self._state.stage is FulfilmentStage.SIGNED)
         await self._record()
         self._notices.send("signed", patient, "signed", prescription_id=rx_id)
+        if refill:
+            # Its own flow, left running when this one ends: the prescribed days run on after delivery.
+            await workflow.start_child_workflow(
+                RefillReminderWorkflow.run,
+                RefillInput(prescription_id=rx_id, patient_id=fulfilment.patient_id, signed_at=workflow.now()),
+                id=refill_workflow_id(rx_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
         await self._notices.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
@@ -137,16 +178,36 @@ class FulfilmentWorkflow:
 
     @workflow.update
     async def dispense(self, check: DispenseCheck) -> FulfilmentState:
-        self._dispense = check
+        """The routed pharmacy's pharmacist re-checks the prescription (8.3.7.2): approve to dispense, or refuse with
+        a reason (the order is cancelled and the Prescription refunds). Either decision is signed."""
+        async with self._lock:
+            # Two decisions may pass their validators in one workflow task: the first to run decides.
+            if self._dispense is not None:
+                raise ApplicationError("处方已复核", type="NOT_AWAITING_DISPENSING")
+            if self._signed_recheck:
+                signature: SignatureRecord = await call(
+                    FulfilmentActivities.sign_recheck, self._input.prescription_id, check
+                )
+                self._state.recheck = Recheck(
+                    pharmacist_id=check.pharmacist_id,
+                    pharmacy_id=check.pharmacy_id,
+                    approve=check.approve,
+                    note=check.note,
+                    signature=signature,
+                )
+            self._dispense = check
         await workflow.wait_condition(lambda: self._state.stage is not FulfilmentStage.AT_PHARMACY)
         return self._state
 
     @dispense.validator
     def _validate_dispense(self, check: DispenseCheck) -> None:
-        if self._state.stage is not FulfilmentStage.AT_PHARMACY or self._dispense is not None:
+        if self._state.stage is not FulfilmentStage.AT_PHARMACY or self._dispense is not None or self._lock.locked():
             raise ApplicationError("处方当前不在待调剂状态", type="NOT_AWAITING_DISPENSING")
         if self._state.pharmacy_order_no is None:
             raise ApplicationError("药房尚未接单", type="NOT_AWAITING_DISPENSING")
+        routed = self._state.pharmacy.pharmacy_id if self._state.pharmacy else OWN_PHARMACY
+        if check.pharmacy_id != routed:
+            raise ApplicationError("该处方不由您所在的药房调剂", type="NOT_THIS_PHARMACY")
         if not check.approve and not check.note.strip():
             raise ApplicationError("复核不通过须填写原因", type="REASON_REQUIRED")
 

@@ -11,13 +11,16 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from activities.rules.engine import RuleEngine, default_engine
-from api.auth import ActorDep, DoctorDep, PatientDep, PharmacistDep
+from api.auth import ActorDep, PatientDep, PharmacistDep
 from api.deps import CipherDep, ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import Problem, problem_responses
-from api.services import duty
+from api.permissions import PrescriberDep, RxReviewerDep
+from api.schemas.money import InsuranceIn
+from api.services import duty, pharmacies
 from api.services.access import visible_prescription
 from api.services.audit import audit, audit_read
 from api.services.prescription_signatures import SignatureCheck, check_signatures
+from api.services.refunds import present_insurance
 from api.services.temporal_calls import workflow_call
 from models.common import Role
 from models.fulfilment import DispenseCheck, FulfilmentState, SignOff, SignOffResult, UnlockSignOff
@@ -26,7 +29,7 @@ from models.prescription import (
     CheckResult,
     ClaimReview,
     ConfirmPrescription,
-    PickupMethod,
+    PickupChoice,
     PrescriptionDraft,
     PrescriptionState,
     ReviewPrescription,
@@ -35,6 +38,7 @@ from models.prescription import (
     SignPrescription,
 )
 from models.tables import Fulfilment, Prescription
+from workflows.bill import prescription_bill_id
 from workflows.fulfilment import FulfilmentWorkflow, fulfilment_workflow_id
 from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
 
@@ -80,13 +84,6 @@ class SignIn(BaseModel):
 class ReviewIn(BaseModel):
     approve: bool
     reason: str = Field(default="", max_length=500)
-
-
-class ConfirmIn(BaseModel):
-    pickup: PickupMethod
-    address: str | None = Field(default=None, max_length=300, examples=["北京市东城区东直门内南小街16号"])
-    recipient: str | None = Field(default=None, max_length=50, examples=["张三"])
-    phone: str | None = Field(default=None, pattern=r"^1\d{10}$", examples=["13800138000"])
 
 
 class DispenseIn(BaseModel):
@@ -216,7 +213,7 @@ def _rx(temporal: TemporalDep, prescription_id: str):
     summary="医生签名",
 )
 async def sign(
-    prescription_id: str, body: SignIn, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
+    prescription_id: str, body: SignIn, actor: PrescriberDep, session: SessionDep, temporal: TemporalDep
 ) -> PrescriptionState:
     """The rule check (with the pharmacy's stock) runs again first. 409 `RX_BLOCKED` when it blocks, naming what
     (e.g. each herb short and by how much); `RX_REASON_REQUIRED` when a finding needs a second signature.
@@ -238,7 +235,7 @@ async def sign(
     summary="修改处方",
 )
 async def revise(
-    prescription_id: str, body: PrescriptionDraft, actor: DoctorDep, session: SessionDep, temporal: TemporalDep
+    prescription_id: str, body: PrescriptionDraft, actor: PrescriberDep, session: SessionDep, temporal: TemporalDep
 ) -> PrescriptionState:
     await visible_prescription(session, actor, prescription_id)
     return await workflow_call(
@@ -255,7 +252,7 @@ async def revise(
     summary="认领待审处方",
 )
 async def claim_review(
-    prescription_id: str, actor: PharmacistDep, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
+    prescription_id: str, actor: RxReviewerDep, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
 ) -> PrescriptionState:
     """Takes the prescription off the shared queue for `review_claim_ttl_s`, so no other pharmacist reviews it
     meanwhile; claiming it again extends the claim. 409 `NOT_ON_DUTY` before signing in for duty, `RX_CLAIMED` while
@@ -278,7 +275,7 @@ async def claim_review(
     summary="药师审方",
 )
 async def review(
-    prescription_id: str, body: ReviewIn, actor: PharmacistDep, session: SessionDep, temporal: TemporalDep
+    prescription_id: str, body: ReviewIn, actor: RxReviewerDep, session: SessionDep, temporal: TemporalDep
 ) -> PrescriptionState:
     """Approve (the pharmacist's signature makes the prescription valid) or reject with a reason back to the doctor.
     409 `RX_CLAIMED` while another pharmacist's claim holds."""
@@ -291,6 +288,10 @@ async def review(
     )
 
 
+class ConfirmIn(PickupChoice):
+    insurance: InsuranceIn | None = Field(default=None, description="使用医保支付药费时的医保电子凭证")
+
+
 @router.post(
     "/{prescription_id}/confirm",
     response_model=PrescriptionState,
@@ -298,13 +299,20 @@ async def review(
     summary="患者确认处方",
 )
 async def confirm(
-    prescription_id: str, body: ConfirmIn, actor: PatientDep, session: SessionDep, temporal: TemporalDep
+    prescription_id: str, body: ConfirmIn, actor: PatientDep, session: SessionDep, ctx: ContextDep
 ) -> PrescriptionState:
-    """Confirm the items, the pickup method and (for delivery) the address; answers with the bill to pay."""
+    """Confirm the items, the pickup method (`hospital` 院内取药, `delivery` 配送到家, `pharmacy` 药店取药 at the
+    partner `pharmacy_id` of GET /pharmacies) and (for delivery) the address, and whether the pharmacy decocts
+    (`decoction_service`); answers with the bill to pay. 409 `PHARMACY_UNAVAILABLE` when the chosen partner does not
+    offer that. The pharmacy is decided by rule once paid, and shown in the prescription's `fulfilment`."""
     await visible_prescription(session, actor, prescription_id)
+    await pharmacies.check_choice(session, body)
+    patient_id = actor.ref or ""
+    await present_insurance(ctx.sessions, ctx.cipher, patient_id, prescription_bill_id(prescription_id), body.insurance)
+    choice = body.model_dump(exclude={"insurance"})
     return await workflow_call(
-        _rx(temporal, prescription_id).execute_update(
-            PrescriptionWorkflow.confirm, ConfirmPrescription(patient_id=actor.ref or "", **body.model_dump())
+        _rx(ctx.temporal, prescription_id).execute_update(
+            PrescriptionWorkflow.confirm, ConfirmPrescription(patient_id=patient_id, **choice)
         )
     )
 
@@ -322,12 +330,19 @@ def _fulfil(temporal: TemporalDep, prescription_id: str):
 async def dispense(
     prescription_id: str, body: DispenseIn, actor: PharmacistDep, session: SessionDep, temporal: TemporalDep
 ) -> FulfilmentState:
+    """The routed pharmacy's pharmacist re-checks the paid prescription (8.3.7.2) and signs the decision: approve to
+    dispense, or refuse with a `note` (the order is cancelled and the patient refunded). 409 `NOT_THIS_PHARMACY` for
+    a pharmacist of another pharmacy."""
     await visible_prescription(session, actor, prescription_id)
+    pharmacist_id = actor.ref or ""
+    check = DispenseCheck(
+        pharmacist_id=pharmacist_id,
+        approve=body.approve,
+        note=body.note,
+        pharmacy_id=await pharmacies.pharmacy_of(session, pharmacist_id),
+    )
     return await workflow_call(
-        _fulfil(temporal, prescription_id).execute_update(
-            FulfilmentWorkflow.dispense,
-            DispenseCheck(pharmacist_id=actor.ref or "", approve=body.approve, note=body.note),
-        ),
+        _fulfil(temporal, prescription_id).execute_update(FulfilmentWorkflow.dispense, check),
         missing="处方尚未进入调剂",
     )
 
@@ -341,11 +356,13 @@ async def dispense(
 async def prescription_signatures(
     prescription_id: str, request: Request, actor: ActorDep, session: SessionDep, ctx: ContextDep
 ) -> list[SignatureCheck]:
-    """Each signature of the prescription as it stands (the doctor's, a second one with its reason, the pharmacist's),
-    checked now: the SM2 signature over the stored prescription and the TSA's timestamp over the signature."""
+    """Each signature of the prescription as it stands (the doctor's, a second one with its reason, the pharmacist's,
+    then the dispensing pharmacist's re-check), checked now: the SM2 signature over the stored prescription and the
+    TSA's timestamp over the signature."""
     row = await visible_prescription(session, actor, prescription_id)
     await audit_read(session, actor, "prescription", prescription_id, row.patient_id, request)
-    return check_signatures(row, ctx.adapters.tsa.trust_anchors)
+    fulfilment = await session.get(Fulfilment, prescription_id)
+    return check_signatures(row, ctx.adapters.tsa.trust_anchors, fulfilment)
 
 
 @router.get(

@@ -5,15 +5,18 @@ The chat reads only that read model, so tests write it directly in whatever stag
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from models.common import Role
-from models.tables import Slot, Visit
+from models.prescription import PrescriptionDraft
+from models.tables import Prescription, Slot, Visit
 from tests.api.helpers import make_department, make_disease, make_slot, make_user, unique
 
 
@@ -57,3 +60,23 @@ async def make_consult_visit(
             )
         )
     return ConsultVisit(visit_id, patient_user, patient_id, doctor_user, doctor_id)
+
+
+async def make_prescription(
+    sessions: async_sessionmaker[AsyncSession], visit: ConsultVisit, stage: str, draft: PrescriptionDraft, **extra: Any
+) -> str:
+    """A prescription of the visit's doctor for its patient, as the Prescription workflow's read model holds it."""
+    rx_id = f"{visit.visit_id}-rx{uuid.uuid4().hex[:6]}"
+    async with sessions() as session, session.begin():
+        session.add(
+            Prescription(
+                id=rx_id,
+                visit_id=visit.visit_id,
+                patient_id=visit.patient_id,
+                doctor_id=visit.doctor_id,
+                stage=stage,
+                draft=draft.model_dump(mode="json"),
+                **extra,
+            )
+        )
+    return rx_id

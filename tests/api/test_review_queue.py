@@ -13,8 +13,7 @@ from temporalio.client import Client
 
 from models.common import Role
 from models.prescription import PrescriptionInput, SignPrescription
-from models.tables import Prescription
-from tests.api.consult_helpers import make_consult_visit
+from tests.api.consult_helpers import make_consult_visit, make_prescription
 from tests.api.helpers import login, make_user
 from tests.workflows.fakes import FakeWorld
 from tests.workflows.test_prescription import DRAFT, checked
@@ -32,21 +31,8 @@ async def queue(client: Client) -> AsyncIterator[str]:
 
 
 async def _prescription(sessions, visit, stage: str, submitted_ago: timedelta | None, **extra) -> str:
-    rx_id = f"{visit.visit_id}-rx{uuid.uuid4().hex[:6]}"
-    async with sessions() as session, session.begin():
-        session.add(
-            Prescription(
-                id=rx_id,
-                visit_id=visit.visit_id,
-                patient_id=visit.patient_id,
-                doctor_id=visit.doctor_id,
-                stage=stage,
-                draft=DRAFT.model_dump(mode="json"),
-                submitted_at=datetime.now(UTC) - submitted_ago if submitted_ago is not None else None,
-                **extra,
-            )
-        )
-    return rx_id
+    submitted_at = datetime.now(UTC) - submitted_ago if submitted_ago is not None else None
+    return await make_prescription(sessions, visit, stage, DRAFT, submitted_at=submitted_at, **extra)
 
 
 async def _pharmacist(api, sessions, on_duty: bool = True) -> tuple[str, dict[str, str]]:

@@ -45,11 +45,12 @@ async def test_full_journey_from_real_name_to_pickup_code_sign_off(make_stack) -
     # in the database no longer matches them.
     async with stack.sessions() as session, session.begin():
         row = await session.get(Prescription, rx_id)
-        # The doctor's, the doctor's second one with the reason for the dose above the maximum, the pharmacist's.
+        # The doctor's, the doctor's second one with the reason for the dose above the maximum, the pharmacist's;
+        # the dispensing pharmacist's signed re-check is kept with the fulfilment.
         assert row is not None and len(row.signatures) == 3
         row.draft = {**row.draft, "doses": row.draft["doses"] + 1}
     checks = await journey.call("GET", f"/prescriptions/{rx_id}/signatures", journey.patient)
-    assert [(check["valid"], check["problem"]) for check in checks] == [(False, "处方内容与签名时不一致")] * 3
+    assert [(check["valid"], check["problem"]) for check in checks] == [(False, "处方内容与签名时不一致")] * 4
 
 
 async def test_unpaid_registration_auto_closes_and_frees_the_slot(make_stack) -> None:

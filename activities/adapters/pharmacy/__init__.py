@@ -1,4 +1,9 @@
-"""A dispensing pharmacy (the hospital's own, or a partner's)."""
+"""A dispensing pharmacy (the hospital's own, or a partner's).
+
+The hospital's own pharmacy is the implementation `QIHUANG_ADAPTER_PHARMACY` names. Each partner pharmacy (社会药房,
+configured by admins) names its implementation too; that one is built with the partner's id as well,
+`cls(sessions, settings, pharmacy_id=...)`, so one implementation can serve several partners.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Sandbox pharmacy: dispenses from the hospital's own `herbs` stock (grams).
+"""Sandbox pharmacy: dispenses from the hospital's own `herbs` stock (grams), or, made for a partner pharmacy
+(`pharmacy_id`), from that partner's shelves in `sandbox_partner_stock`.
 
 Stock is taken by one conditional UPDATE per herb (`… WHERE stock_g >= need`), all inside one transaction, so
 concurrent orders can never oversell and an order that is short anywhere takes nothing at all.
@@ -11,7 +12,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,11 +22,13 @@ from core.settings import Settings
 from models.fulfilment import PharmacyOrder, StockShortage
 from models.prescription import RxItem
 from models.tables.catalogue import Herb
+from models.tables.pharmacies import SandboxPartnerStock
 
 SYSTEM = "pharmacy"
 NAME = "sandbox"
 
 _herbs = table(Herb)
+_partner = table(SandboxPartnerStock)
 
 
 class StockShort(AdapterRefusal):
@@ -54,15 +57,27 @@ def whole_grams(needed: Decimal) -> int:
 
 
 class SandboxPharmacy:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, pharmacy_id: str | None = None
+    ) -> None:
         self._sessions = sessions
         self._recorder = recorder_for(sessions, settings)
+        # Orders name the pharmacy that took them, so one pharmacy never cancels (and restocks) another's order.
+        self._name = NAME if pharmacy_id is None else f"partner:{pharmacy_id}"
+        self._partner = pharmacy_id
+        # The shelf: the table, its herb and grams columns, and the rows of this pharmacy in it.
+        self._scope: tuple[ColumnElement[bool], ...] = ()
+        if pharmacy_id is None:
+            self._table, self._herb, self._grams = _herbs, _herbs.c.name, _herbs.c.stock_g
+        else:
+            self._table, self._herb, self._grams = _partner, _partner.c.herb, _partner.c.stock_g
+            self._scope = (_partner.c.pharmacy_id == pharmacy_id,)
 
     async def check_stock(self, *, items: list[RxItem], doses: int) -> list[StockShortage]:
         await self._recorder.gate(SYSTEM, "check_stock", ",".join(sorted({i.herb for i in items})))
         wanted = needs(items, doses)
         async with self._sessions() as session:
-            rows = await session.execute(select(_herbs.c.name, _herbs.c.stock_g).where(_herbs.c.name.in_(wanted)))
+            rows = await session.execute(select(self._herb, self._grams).where(self._herb.in_(wanted), *self._scope))
             stock = {name: grams for name, grams in rows.all()}
         return [
             StockShortage(herb=herb, needed_g=float(need), available_g=float(stock.get(herb, 0)))
@@ -87,20 +102,20 @@ class SandboxPharmacy:
             for herb in sorted(wanted):
                 grams = whole_grams(wanted[herb])
                 left = await session.scalar(
-                    update(_herbs)
-                    .where(_herbs.c.name == herb, _herbs.c.stock_g >= grams)
-                    .values(stock_g=_herbs.c.stock_g - grams)
-                    .returning(_herbs.c.stock_g)
+                    update(self._table)
+                    .where(self._herb == herb, self._grams >= grams, *self._scope)
+                    .values({self._grams.name: self._grams - grams})
+                    .returning(self._grams)
                 )
                 if left is not None:
                     taken[herb] = grams
                     continue
-                available = await session.scalar(select(_herbs.c.stock_g).where(_herbs.c.name == herb))
+                available = await session.scalar(select(self._grams).where(self._herb == herb, *self._scope))
                 shortages.append(StockShortage(herb=herb, needed_g=float(wanted[herb]), available_g=available or 0))
             if shortages:
                 raise StockShort(shortages)  # rolls back the herbs already taken in this transaction
             # `taken` is kept in the record so a cancel restores exactly what was taken.
-            return {"order_no": f"SBPH{uuid.uuid4().hex[:16].upper()}", "pharmacy": NAME, "taken": taken}
+            return {"order_no": f"SBPH{uuid.uuid4().hex[:16].upper()}", "pharmacy": self._name, "taken": taken}
 
         response = await self._recorder.once(SYSTEM, "submit_order", idempotency_key, request, perform)
         return PharmacyOrder(order_no=response["order_no"], pharmacy=response["pharmacy"])
@@ -112,6 +127,7 @@ class SandboxPharmacy:
                     CALLS.c.system == SYSTEM,
                     CALLS.c.operation == "submit_order",
                     CALLS.c.response["order_no"].astext == order_no,
+                    CALLS.c.response["pharmacy"].astext == self._name,
                 )
             )
             if submitted is None:
@@ -121,7 +137,9 @@ class SandboxPharmacy:
             if restored:
                 for herb, grams in sorted(submitted["taken"].items()):
                     await session.execute(
-                        update(_herbs).where(_herbs.c.name == herb).values(stock_g=_herbs.c.stock_g + grams)
+                        update(self._table)
+                        .where(self._herb == herb, *self._scope)
+                        .values({self._grams.name: self._grams + grams})
                     )
             return {"order_no": order_no, "restored": restored}
 
@@ -130,14 +148,23 @@ class SandboxPharmacy:
     # --- simulator hooks (tests and the demo seed) -------------------------------------------------------------------
 
     async def set_stock(self, herb: str, grams: int) -> None:
-        """Put `grams` of `herb` on the shelf (creating the herb with price 0 if the catalogue lacks it)."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(
+        """Put `grams` of `herb` on the shelf (for the hospital, creating the herb with price 0 if the catalogue
+        lacks it)."""
+        if self._partner is None:
+            statement = (
                 insert(_herbs)
                 .values(name=herb, pinyin="", price_fen_per_100g=0, stock_g=grams)
                 .on_conflict_do_update(index_elements=["name"], set_={"stock_g": grams})
             )
+        else:
+            statement = (
+                insert(_partner)
+                .values(pharmacy_id=self._partner, herb=herb, stock_g=grams)
+                .on_conflict_do_update(index_elements=["pharmacy_id", "herb"], set_={"stock_g": grams})
+            )
+        async with self._sessions() as session, session.begin():
+            await session.execute(statement)
 
     async def stock_of(self, herb: str) -> int:
         async with self._sessions() as session:
-            return int(await session.scalar(select(_herbs.c.stock_g).where(_herbs.c.name == herb)) or 0)
+            return int(await session.scalar(select(self._grams).where(self._herb == herb, *self._scope)) or 0)

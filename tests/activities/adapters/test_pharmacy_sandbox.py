@@ -105,3 +105,33 @@ async def test_cancel_of_unknown_order_is_refused(adapter: SandboxPharmacy) -> N
     with pytest.raises(AdapterRefusal) as refused:
         await adapter.cancel_order(idempotency_key=key(), order_no="SBPH-NOPE")
     assert refused.value.code == "ORDER_NOT_FOUND"
+
+
+class TestSandboxPartnerPharmacy(PharmacyContract):
+    """The same sandbox made for a partner pharmacy: its own shelves, untouched by the hospital's."""
+
+    @pytest.fixture
+    def adapter(self, sessions, settings) -> SandboxPharmacy:  # type: ignore[no-untyped-def]
+        return SandboxPharmacy(sessions, settings, pharmacy_id=f"partner-{uuid.uuid4().hex[:8]}")
+
+    @pytest.fixture
+    def simulator(self, adapter: SandboxPharmacy) -> SandboxPharmacy:
+        return adapter
+
+
+async def test_partner_shelves_are_apart_and_one_pharmacy_cannot_cancel_anothers_order(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    own = SandboxPharmacy(sessions, settings)
+    east, west = (SandboxPharmacy(sessions, settings, pharmacy_id=f"p-{uuid.uuid4().hex[:8]}") for _ in range(2))
+    name = herb("枸杞子")
+    await own.set_stock(name, 100)
+    await east.set_stock(name, 50)
+    assert (await own.stock_of(name), await east.stock_of(name), await west.stock_of(name)) == (100, 50, 0)
+    assert [s.available_g for s in await west.check_stock(items=[RxItem(herb=name, dose_g=10)], doses=1)] == [0]
+
+    order = await submit(east, [RxItem(herb=name, dose_g=10)], 3)
+    assert (await own.stock_of(name), await east.stock_of(name)) == (100, 20)
+    with pytest.raises(AdapterRefusal) as elsewhere:
+        await west.cancel_order(idempotency_key=key(), order_no=order.order_no)
+    assert elsewhere.value.code == "ORDER_NOT_FOUND"
+    await east.cancel_order(idempotency_key=key(), order_no=order.order_no)
+    assert (await own.stock_of(name), await east.stock_of(name)) == (100, 50)
