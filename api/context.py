@@ -13,8 +13,9 @@ from activities.adapters.registry import Adapters
 from core.crypto.sm import FieldCipher
 from core.settings import Settings
 
-# Called with (patient_id, submission digest) after a patient submits their identity for real-name verification.
-IdentityHook = Callable[[str, str], Awaitable[None]]
+# Called with (patient_id, submission digest) after a patient submits their identity for real-name verification, and
+# the liveness provider's token as a third argument when the hospital checks faces too (8.5.1.4).
+IdentityHook = Callable[..., Awaitable[None]]
 
 
 @dataclass

@@ -7,12 +7,15 @@ revocation. Checked on the raw pool like the token, with one statement, only by 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import asyncpg
+from fastapi import Depends
 
-from api.auth import Actor, ActorDep
+from api.auth import Actor, ActorDep, require_roles
 from api.deps import ContextDep
 from api.errors import Problem
+from models.common import Role
 from models.permissions import PERMISSION_NAMES, Permission
 
 _HOLDS = """
@@ -46,3 +49,21 @@ def require_permission(permission: Permission | str) -> Callable[[Actor, Context
         return actor
 
     return dependency
+
+
+def role_with_permission(role: Role, permission: Permission) -> Callable[[ContextDep, Actor], Awaitable[Actor]]:
+    """A dependency admitting users of `role` (with their profile) who hold `permission`: a doctor whose prescribing
+    right an admin took away (8.5.2.4 处方权) is refused like anyone else without it."""
+    in_role = require_roles(role)
+    holding = require_permission(permission)
+
+    # A default, not Annotated: under postponed annotations FastAPI resolves names from the module, not this closure.
+    async def dependency(ctx: ContextDep, actor: Actor = Depends(in_role)) -> Actor:
+        return await holding(actor, ctx)
+
+    return dependency
+
+
+# Prescribing (8.5.2.4) and reviewing prescriptions: the role's work, as long as the person holds the right to it.
+PrescriberDep = Annotated[Actor, Depends(role_with_permission(Role.DOCTOR, Permission.RX_PRESCRIBE))]
+RxReviewerDep = Annotated[Actor, Depends(role_with_permission(Role.PHARMACIST, Permission.RX_REVIEW))]

@@ -68,3 +68,16 @@ class ConsistencyProof(BaseModel):
     old_root: Sm3Hex
     new_root: Sm3Hex
     path: list[Sm3Hex]
+
+
+class AnchorReceipt(BaseModel):
+    """A signed tree head published to a consortium chain (联盟链): where it went and what the chain holds."""
+
+    chain: str
+    tx_id: str = Field(max_length=128)
+    block_height: int | None = None
+    size: int = Field(ge=0)
+    root_hash: Sm3Hex
+    # The tree head's SM2 signature as published, so the chain alone shows who signed that root.
+    signature: Hex
+    anchored_at: datetime

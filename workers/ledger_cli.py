@@ -24,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ledger = commands.add_parser("ledger", help="存证账本：校验、出具存在证明")
     actions = ledger.add_subparsers(dest="ledger_command", required=True, metavar="操作")
     verify = actions.add_parser(
-        "verify", help="重算全部叶子、树根与子树哈希，校验树头签名、时间戳与一致性；有问题时以非零状态退出"
+        "verify",
+        help="重算全部叶子、树根与子树哈希，校验树头签名、时间戳与一致性，核对链上锚定；有问题时以非零状态退出",
     )
     verify.set_defaults(run=lambda a: _run(_verify))
     prove = actions.add_parser("prove", help="输出一个条目的存在证明（审计路径）和对应的已签名树头（JSON）")
@@ -54,7 +55,8 @@ def _run(task: Task) -> int:
 
 
 async def _verify(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
-    from activities.adapters.registry import load_adapter
+    from activities.adapters.registry import load_adapter, load_optional
+    from core.ledger.anchors import audit_anchors
     from core.ledger.audit import audit
     from core.ledger.encoding import key_id
     from core.ledger.keys import load_signing_key
@@ -62,10 +64,20 @@ async def _verify(sessions: async_sessionmaker[AsyncSession], settings: Settings
     public_key = load_signing_key(settings).public_key()
     tsa = load_adapter("tsa", settings.adapter_tsa, sessions, settings)
     report = await audit(sessions, {key_id(public_key): public_key}, tsa.trust_anchors)
+    # Anchors on a consortium chain, when there are any: each is read back from the chain and compared with its head.
+    chain = load_optional("ledger_anchor", settings.adapter_ledger_anchor, sessions, settings)
+    anchored = await audit_anchors(
+        sessions, chain.chain if chain else None, (lambda tx_id: chain.fetch(tx_id=tx_id)) if chain else None
+    )
+    for problem in anchored.problems:
+        report.problem(problem)
     print("存证账本校验 / ledger verification")
     print(f"  条目 entries:                {report.entries}")
     print(f"  已签名树头 signed tree heads: {report.heads}")
     print(f"  子树哈希 subtree hashes:      {report.nodes}")
+    print(f"  链上锚定 chain anchors:       {anchored.checked}")
+    if anchored.unchecked:
+        print(f"  未核对的锚定 unchecked anchors（未配置其所在链的适配器）: {len(anchored.unchecked)}")
     if report.ok:
         print("结果 result: 通过 / OK")
         return 0

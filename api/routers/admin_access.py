@@ -11,6 +11,7 @@ from api.deps import SessionDep
 from api.errors import problem_responses
 from api.permissions import require_permission
 from api.schemas.security import (
+    FinanceLevelIn,
     PermissionOut,
     RolePermissionIn,
     RolePermissionsOut,
@@ -19,6 +20,7 @@ from api.schemas.security import (
     UserPermissionIn,
     UserPermissionsOut,
 )
+from api.schemas.staff import AccountStateIn, AccountStateOut
 from api.services import access_admin
 from models.common import Role
 from models.permissions import Permission
@@ -91,6 +93,26 @@ async def set_user_permission(
     )
 
 
+@router.put(
+    "/users/{user_id}/finance-level",
+    response_model=UserPermissionsOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="设置财务人员的岗位级别",
+)
+async def set_finance_level(
+    user_id: UserId,
+    body: FinanceLevelIn,
+    request: Request,
+    actor: PermissionManagerDep,
+    _recent: RecentActorDep,
+    session: SessionDep,
+) -> UserPermissionsOut:
+    """财务专员 (clerk) sees and exports reconciliation results; 财务主管 (supervisor) also resolves differences and
+    writes off bad debts. Set as the person's grants and revocations of the reconciliation permissions against the
+    finance role; 409 `NOT_FINANCE` for other roles. Needs a recent sign-in (401 `REAUTH_REQUIRED`)."""
+    return await access_admin.set_finance_level(session, actor, user_id, body.level, body.reason, request)
+
+
 @router.post(
     "/users/{user_id}/unlock",
     response_model=UnlockOut,
@@ -102,3 +124,31 @@ async def unlock(
 ) -> UnlockOut:
     was_locked = await access_admin.unlock_account(session, actor, user_id, body.reason, request)
     return UnlockOut(user_id=user_id, was_locked=was_locked)
+
+
+@router.post(
+    "/users/{user_id}/disable",
+    response_model=AccountStateOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="停用账号",
+)
+async def disable_account(
+    user_id: UserId, body: AccountStateIn, request: Request, actor: AccountManagerDep, session: SessionDep
+) -> AccountStateOut:
+    """The account can no longer sign in and its sessions end at once (a doctor's or pharmacist's service is
+    switched off). 409 `CANNOT_DISABLE_SELF`."""
+    ended = await access_admin.set_account_disabled(session, actor, user_id, True, body.reason, request)
+    return AccountStateOut(user_id=user_id, disabled=True, sessions_ended=ended)
+
+
+@router.post(
+    "/users/{user_id}/enable",
+    response_model=AccountStateOut,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="启用账号",
+)
+async def enable_account(
+    user_id: UserId, body: AccountStateIn, request: Request, actor: AccountManagerDep, session: SessionDep
+) -> AccountStateOut:
+    await access_admin.set_account_disabled(session, actor, user_id, False, body.reason, request)
+    return AccountStateOut(user_id=user_id, disabled=False)

@@ -51,6 +51,7 @@ from api.services.consult_media import (
     seal,
     unseal,
 )
+from api.services.sealed_files import file_response
 from core.crypto.sm import sm3_hex
 from models.consult import CallMedia, MessageKind
 
@@ -240,15 +241,8 @@ async def download(
     media = await media_of(ctx.pg, visit_id, message_id)
     if media is None:
         raise Problem(404, "NOT_FOUND", "未找到", "该消息没有图片或语音")
-    return Response(
-        unseal(ctx.settings.pii_key, media["id"], media["data_enc"]),
-        media_type=media["content_type"],
-        headers={
-            "X-Content-SM3": media["sm3"],
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": "inline",
-        },
+    return file_response(
+        unseal(ctx.settings.pii_key, media["id"], media["data_enc"]), media["content_type"], media["sm3"]
     )
 
 

@@ -58,8 +58,19 @@ async def submit_identity(
     """Store the identity encrypted and start its verification; `GET /me` shows the outcome.
 
     422 `INVALID_ID_CARD` when the ID number is not a valid 18-character resident ID (GB 11643 check character).
+    Where the hospital checks faces too (8.5.1.4), `liveness_token` from the liveness SDK is required (422
+    `LIVENESS_REQUIRED`) and the verification also needs the live face to match the ID card's holder.
     """
     assert actor.ref is not None
+    liveness = ctx.adapters.liveness is not None
+    if liveness and body.liveness_token is None:
+        raise Problem(
+            422,
+            "LIVENESS_REQUIRED",
+            "请先完成活体检测",
+            "实名认证须同时完成活体检测与人脸比对，请在应用中完成检测后再提交。",
+            errors=[{"field": "body.liveness_token", "message": "缺少活体检测凭证", "type": "missing"}],
+        )
     id_card = normalize_id_card(body.id_card_no, hospital_today())
     if id_card is None:
         raise Problem(
@@ -73,5 +84,8 @@ async def submit_identity(
     submission = submission_digest(ctx.cipher, body.name, id_card, body.phone)
     await store_identity(session, actor.ref, columns=columns, submission=submission)
     if ctx.on_identity_submitted is not None:
-        await ctx.on_identity_submitted(actor.ref, submission)
+        if liveness:
+            await ctx.on_identity_submitted(actor.ref, submission, body.liveness_token)
+        else:
+            await ctx.on_identity_submitted(actor.ref, submission)
     return IdentityAccepted()

@@ -32,6 +32,7 @@ from api.services import schedules
 from api.services.audit import audit
 from api.services.schedule_import import read_rows
 from api.services.schedule_rules import Draft
+from api.services.sheet_import import import_responses, rejected_import
 from models.common import Role
 
 router = APIRouter(tags=["schedules"])
@@ -158,10 +159,7 @@ async def edit_schedule(
     "/admin/schedules/import",
     status_code=201,
     response_model=ImportReport,
-    responses={
-        200: {"description": "试导入（dry_run=true）的检查报告", "model": ImportReport},
-        **problem_responses(400, 401, 403, 413, 415, 422),
-    },
+    responses=import_responses(ImportReport, "排班"),
     summary="批量导入排班",
 )
 async def import_schedules(
@@ -202,13 +200,7 @@ async def import_schedules(
     if dry_run:
         return JSONResponse(report.model_dump(mode="json"))
     if errors:
-        raise Problem(
-            422,
-            "IMPORT_REJECTED",
-            "排班导入失败",
-            f"共 {len(rows)} 行，其中 {len({error.line for error in errors})} 行有误，未导入任何排班。",
-            errors=[error.model_dump() for error in errors],
-        )
+        raise rejected_import(len(rows), errors, "排班导入失败", "导入任何排班")
     audit(
         session,
         actor,

@@ -68,6 +68,12 @@ class IdentityIn(BaseModel):
     id_card_no: str = Field(max_length=32, description="18 位居民身份证号码")
     phone: str = Field(pattern=r"^1\d{10}$", description="手机号")
     address: str | None = Field(default=None, max_length=200, description="常用收货地址")
+    liveness_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="活体检测凭证：医院启用了活体检测与人脸比对时必填（由客户端活体检测 SDK 取得）",
+    )
 
 
 class IdentityAccepted(BaseModel):

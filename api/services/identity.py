@@ -11,10 +11,10 @@ from workflows.identity import IdentityVerificationWorkflow, identity_workflow_i
 
 
 def identity_verifier(temporal: Client, task_queue: str) -> IdentityHook:
-    async def start(patient_id: str, submission: str) -> None:
+    async def start(patient_id: str, submission: str, liveness_token: str | None = None) -> None:
         await temporal.start_workflow(
             IdentityVerificationWorkflow.run,
-            IdentityCheckInput(patient_id=patient_id, submission=submission),
+            IdentityCheckInput(patient_id=patient_id, submission=submission, liveness_token=liveness_token),
             id=identity_workflow_id(patient_id, submission),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             task_queue=task_queue,

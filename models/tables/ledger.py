@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, LargeBinary, SmallInteger, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, LargeBinary, SmallInteger, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.tables._types import Timestamp
@@ -70,3 +70,18 @@ class LedgerTreeHead(SQLModel, table=True):
     tsa_token: bytes = Field(sa_column=_bytes_column())
     tsa_hash_algorithm: str = Field(max_length=16)
     timestamped_at: datetime = Timestamp()
+
+
+class LedgerAnchor(SQLModel, table=True):
+    """A signed tree head published to a consortium chain: which transaction holds it. Append-only, like the ledger;
+    `qihuang ledger verify` reads each one back from the chain and compares it with the head."""
+
+    __tablename__ = "ledger_anchors"
+
+    size: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("ledger_tree_heads.size"), primary_key=True, autoincrement=False)
+    )
+    chain: str = Field(primary_key=True, max_length=32)
+    tx_id: str = Field(max_length=128)
+    block_height: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    anchored_at: datetime = Timestamp()

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
+from activities.adapters.ledger_anchor.sandbox import SandboxLedgerAnchor
 from activities.adapters.tsa.sandbox import SandboxTsa
 from activities.ledger import LedgerActivities
 from core.crypto import tsp
@@ -386,3 +387,63 @@ async def test_cli_verify_and_prove(
         bytes.fromhex(head["root_hash"]),
     )
     assert await asyncio.to_thread(cli_main, ["ledger", "prove", str(10**9)]) == 1
+
+
+async def test_heads_are_anchored_once_and_the_audit_reads_them_back_from_the_chain(
+    world: LedgerWorld,
+    heads: list[TreeHead],
+    cli_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    chain = SandboxLedgerAnchor(world.sessions, world.settings)
+    anchoring = LedgerActivities(world.ledger, world.key, world.tsa, chain, world.sessions)
+    head = heads[-1]
+    receipt = await ActivityEnvironment().run(anchoring.anchor_tree_head, head)
+    assert receipt is not None
+    assert (receipt.chain, receipt.size, receipt.root_hash, receipt.signature) == (
+        chain.chain,
+        head.size,
+        head.root_hash,
+        head.signature,
+    )
+    # The Schedule's next run with nothing appended anchors nothing new.
+    assert await ActivityEnvironment().run(anchoring.anchor_tree_head, head) == receipt
+    async with world.sessions() as session:
+        anchored = (
+            await session.execute(text("SELECT tx_id FROM ledger_anchors WHERE size = :s"), {"s": head.size})
+        ).all()
+    assert [row.tx_id for row in anchored] == [receipt.tx_id]
+    # Without a chain configured, anchoring is a no-op.
+    assert await ActivityEnvironment().run(world.activities.anchor_tree_head, head) is None
+
+    monkeypatch.setenv("QIHUANG_ADAPTER_LEDGER_ANCHOR", "sandbox")
+    get_settings.cache_clear()
+    assert await asyncio.to_thread(cli_main, ["ledger", "verify"]) == 0
+    assert "通过 / OK" in capsys.readouterr().out
+
+    # The chain now holds another root for that transaction: the audit names the anchor and fails.
+    held = text("SELECT id, response FROM sandbox_calls WHERE system = 'ledger_anchor' AND response->>'tx_id' = :tx")
+    async with world.sessions() as session, session.begin():
+        row = (await session.execute(held, {"tx": receipt.tx_id})).one()
+        forged = {**row.response, "root_hash": "00" * 32}
+        await session.execute(
+            text("UPDATE sandbox_calls SET response = CAST(:r AS jsonb) WHERE id = :id"),
+            {"r": json.dumps(forged), "id": row.id},
+        )
+    try:
+        assert await asyncio.to_thread(cli_main, ["ledger", "verify"]) == 1
+        output = capsys.readouterr().out
+        assert "FAILED" in output and f"树头 size={head.size} 的链上锚定" in output and "根哈希与账本树头不符" in output
+    finally:
+        async with world.sessions() as session, session.begin():
+            await session.execute(
+                text("UPDATE sandbox_calls SET response = CAST(:r AS jsonb) WHERE id = :id"),
+                {"r": json.dumps(row.response), "id": row.id},
+            )
+
+    # A process with no adapter for that chain lists the anchor as unchecked; the ledger itself still passes.
+    monkeypatch.setenv("QIHUANG_ADAPTER_LEDGER_ANCHOR", "")
+    get_settings.cache_clear()
+    assert await asyncio.to_thread(cli_main, ["ledger", "verify"]) == 0
+    assert "未核对的锚定" in capsys.readouterr().out

@@ -1,17 +1,17 @@
-"""LedgerTreeHead: run directly and from its Schedule, against the dev server with a fake signing activity."""
+"""LedgerTreeHead: run directly and from its Schedule, against the dev server with fake signing and anchoring."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest_asyncio
 from temporalio import activity
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
+from temporalio.client import Client
 from temporalio.worker import Worker
 
-from models.ledger import TreeHead
+from models.ledger import AnchorReceipt, TreeHead
+from tests.workflows.conftest import first_scheduled_run
 from workflows.ledger import SCHEDULE_ID, LedgerTreeHeadWorkflow, tree_head_schedule
 
 HEAD = TreeHead(
@@ -26,9 +26,27 @@ HEAD = TreeHead(
 )
 
 
+# The heads the fake chain was asked to anchor, in order.
+ANCHORED: list[TreeHead] = []
+
+
 @activity.defn(name="sign_tree_head")
 async def fake_sign_tree_head() -> TreeHead:
     return HEAD
+
+
+@activity.defn(name="anchor_tree_head")
+async def fake_anchor_tree_head(head: TreeHead) -> AnchorReceipt | None:
+    ANCHORED.append(head)
+    return AnchorReceipt(
+        chain="fake-chain",
+        tx_id=f"0x{len(ANCHORED):064x}",
+        block_height=len(ANCHORED),
+        size=head.size,
+        root_hash=head.root_hash,
+        signature=head.signature,
+        anchored_at=head.signed_at,
+    )
 
 
 @pytest_asyncio.fixture
@@ -36,27 +54,24 @@ async def queue(client: Client, uid: str) -> AsyncIterator[str]:
     name = f"wf-ledger-{uid}"
     async with (
         Worker(client, task_queue=name, workflows=[LedgerTreeHeadWorkflow]),
-        Worker(client, task_queue=f"{name}-integrations", activities=[fake_sign_tree_head]),
+        Worker(client, task_queue=f"{name}-integrations", activities=[fake_sign_tree_head, fake_anchor_tree_head]),
     ):
         yield name
 
 
-async def test_run_signs_on_the_integration_queue(client: Client, queue: str, uid: str) -> None:
+async def test_run_signs_and_anchors_on_the_integration_queue(client: Client, queue: str, uid: str) -> None:
+    before = len(ANCHORED)
     head = await client.execute_workflow(LedgerTreeHeadWorkflow.run, id=f"ledger-tree-head-{uid}", task_queue=queue)
     assert head == HEAD
+    # The signed head, as signed, went to the chain after signing.
+    assert ANCHORED[before:] == [HEAD]
 
 
 async def test_schedule_starts_it(client: Client, queue: str, uid: str) -> None:
     handle = await client.create_schedule(f"{SCHEDULE_ID}-{uid}", tree_head_schedule(queue), trigger_immediately=True)
     try:
-        for _ in range(150):
-            actions = (await handle.describe()).info.recent_actions
-            if actions:
-                break
-            await asyncio.sleep(0.2)
-        started = actions[0].action
-        assert isinstance(started, ScheduleActionExecutionStartWorkflow)
-        result = await client.get_workflow_handle_for(LedgerTreeHeadWorkflow.run, started.workflow_id).result()
+        run_id = await first_scheduled_run(handle)
+        result = await client.get_workflow_handle_for(LedgerTreeHeadWorkflow.run, run_id).result()
         assert result == HEAD
     finally:
         await handle.delete()
