@@ -2,7 +2,8 @@
 
 Nothing about a token is cached between requests, so a logout, a disabled account or an idle timeout takes effect at
 once. A token carries when its sign-in happened (`auth_time`, for actions that want a recent one) and its scope: staff
-who must use a second factor and have none yet hold a token that can only enrol one.
+who must use a second factor and have none yet hold a token that can only enrol one; accounts still on an initial
+password that someone else chose hold one that can only change it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ STAFF_ROLES = frozenset({Role.DOCTOR, Role.PHARMACIST, Role.ADMIN, Role.FINANCE}
 FULL_SCOPE = "full"
 # The token of a staff member who must use a second factor and has none: it reaches only the enrolment endpoints.
 ENROLMENT_SCOPE = "mfa_enrolment"
+# The token of a doctor or pharmacist whose registration is not approved yet (8.5.2.2, 8.5.3.2): it reaches only
+# their own application (/staff-applications/me), never patients' data, whatever their role's permissions.
+APPLICANT_SCOPE = "applicant"
+# The token of an account still on its initial password (batch-created staff, who got it from an admin's import):
+# it reaches only the password change, which lifts it to the scope the account then has (9.3.1.2.5).
+PASSWORD_CHANGE_SCOPE = "password_change"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,10 @@ class Actor:
     auth_time: datetime
     # True while the token may only enrol a second factor.
     enrolment_only: bool
+    # True for an applicant's token: it may only reach the application.
+    applicant_only: bool = False
+    # True while the account's initial password must be changed: the token may only change it.
+    password_change_only: bool = False
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -121,8 +132,14 @@ def actor_of(row: Mapping[str, Any], settings: Settings, prefix: str = "") -> Ac
         Role.PHARMACIST: row[f"{prefix}pharmacist_id"],
     }
     # A full token issued without a second factor before the requirement was switched on is held to it too.
+    applicant_only = row[f"{prefix}scope"] == APPLICANT_SCOPE
+    password_change_only = row[f"{prefix}scope"] == PASSWORD_CHANGE_SCOPE
     enrolment_only = row[f"{prefix}scope"] == ENROLMENT_SCOPE or (
-        settings.mfa_required_for_staff and role in STAFF_ROLES and row[f"{prefix}mfa_method"] is None
+        settings.mfa_required_for_staff
+        and role in STAFF_ROLES
+        and row[f"{prefix}mfa_method"] is None
+        and not applicant_only
+        and not password_change_only
     )
     return Actor(
         user_id=row[f"{prefix}id"],
@@ -131,6 +148,8 @@ def actor_of(row: Mapping[str, Any], settings: Settings, prefix: str = "") -> Ac
         ref=ref.get(role),
         auth_time=row[f"{prefix}auth_time"],
         enrolment_only=enrolment_only,
+        applicant_only=applicant_only,
+        password_change_only=password_change_only,
     )
 
 
@@ -159,8 +178,35 @@ async def current_actor(actor: Annotated[Actor, Depends(session_actor)]) -> Acto
     return full_scope(actor)
 
 
+def past_initial_password(actor: Actor) -> Actor:
+    """403 for a token that may only change the account's initial password."""
+    if actor.password_change_only:
+        raise Problem(
+            403,
+            "PASSWORD_CHANGE_REQUIRED",
+            "请先修改初始密码",
+            "该账号仍在使用管理员设置的初始密码：请先修改密码（POST /api/v1/auth/password），再使用其他功能。",
+        )
+    return actor
+
+
+async def limited_actor(actor: Annotated[Actor, Depends(session_actor)]) -> Actor:
+    """The caller, with a full token or one limited to what these endpoints are for (enrolling a second factor, an
+    applicant's registration), but not one that must change its initial password first."""
+    return past_initial_password(actor)
+
+
 def full_scope(actor: Actor) -> Actor:
-    """403 for a token that may only enrol a second factor."""
+    """403 for a token that may only change an initial password, reach an applicant's registration or enrol a second
+    factor."""
+    past_initial_password(actor)
+    if actor.applicant_only:
+        raise Problem(
+            403,
+            "STAFF_NOT_APPROVED",
+            "注册资质尚未审核通过",
+            "您的注册申请尚未审核通过，审核通过后请重新登录。",
+        )
     if actor.enrolment_only:
         raise Problem(
             403,
@@ -171,8 +217,14 @@ def full_scope(actor: Actor) -> Actor:
     return actor
 
 
+async def password_actor(actor: Annotated[Actor, Depends(session_actor)]) -> Actor:
+    """The caller of the password change: a full token, or one held to changing its initial password."""
+    return actor if actor.password_change_only else full_scope(actor)
+
+
 ActorDep = Annotated[Actor, Depends(current_actor)]
-EnrollingActorDep = Annotated[Actor, Depends(session_actor)]
+EnrollingActorDep = Annotated[Actor, Depends(limited_actor)]
+PasswordActorDep = Annotated[Actor, Depends(password_actor)]
 
 
 def _require_recent(actor: Actor, settings: Settings) -> Actor:
@@ -198,9 +250,14 @@ async def recent_enrolling_actor(actor: EnrollingActorDep, settings: SettingsDep
     return _require_recent(actor, settings)
 
 
+async def recent_password_actor(actor: PasswordActorDep, settings: SettingsDep) -> Actor:
+    return _require_recent(actor, settings)
+
+
 # For sensitive actions (9.3.1.2.4): password change, permission changes; and second-factor enrolment.
 RecentActorDep = Annotated[Actor, Depends(recent_actor)]
 RecentEnrollingActorDep = Annotated[Actor, Depends(recent_enrolling_actor)]
+RecentPasswordActorDep = Annotated[Actor, Depends(recent_password_actor)]
 
 
 def require_roles(*roles: Role) -> Callable[[Actor], Awaitable[Actor]]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from core.crypto.sm import sm4_gcm_decrypt, sm4_gcm_encrypt
+from core.crypto.sm import Sm4Gcm
 from core.settings import Settings
 
 # The encoding Temporal's samples and tools use for encrypted payloads, so the UI and CLI show them as such.
@@ -49,7 +49,9 @@ class Sm4PayloadCodec(PayloadCodec):
         for key_id, key in keys.items():
             if not key_id or len(key) != 16:
                 raise ValueError(f"payload key {key_id!r}: a non-empty id and a 16-byte key are required")
-        self._keys = dict(keys)
+        # One keyed SM4-GCM object per key, reused for every payload: a new cipher context per payload cost more
+        # than sealing a small one.
+        self._keys = {key_id: Sm4Gcm(key) for key_id, key in keys.items()}
         self._current = current_key_id
 
     @classmethod
@@ -75,7 +77,7 @@ class Sm4PayloadCodec(PayloadCodec):
     def seal(self, payload: Payload) -> Payload:
         key_id = self._current.encode()
         # The key id is authenticated too, so the metadata that picks the key cannot be swapped unnoticed.
-        blob = sm4_gcm_encrypt(self._keys[self._current], payload.SerializeToString(), key_id)
+        blob = self._keys[self._current].encrypt(payload.SerializeToString(), key_id)
         return Payload(
             metadata={"encoding": ENCODING, CIPHER_METADATA: CIPHER, KEY_ID_METADATA: key_id},
             data=blob,
@@ -88,10 +90,10 @@ class Sm4PayloadCodec(PayloadCodec):
         if cipher != CIPHER:
             raise ValueError(f"payload encrypted with {cipher.decode(errors='replace')!r}, not SM4-GCM")
         key_id = payload.metadata.get(KEY_ID_METADATA, b"")
-        key = self._keys.get(key_id.decode(errors="replace"))
-        if key is None:
+        sm4 = self._keys.get(key_id.decode(errors="replace"))
+        if sm4 is None:
             raise ValueError(f"payload encrypted with unknown key {key_id.decode(errors='replace')!r}")
-        return Payload.FromString(sm4_gcm_decrypt(key, payload.data, key_id))
+        return Payload.FromString(sm4.decrypt(payload.data, key_id))
 
 
 def is_encrypted(payload: Payload) -> bool:

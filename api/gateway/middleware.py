@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import AppContext
 from api.errors import Problem, problem_response
-from api.gateway import protocol, store
+from api.gateway import limits, protocol, store
 from api.gateway.refusals import Refusal, handle_refusal
 from api.metrics import GATEWAY_RATE_LIMITED, breaker_changed
 from api.resilience import POSTGRES_OUTAGES, Breakers
@@ -184,13 +184,9 @@ class IntegrationGateway:
             raise Refusal("NONCE_REUSED", "该请求随机数已使用过，请为每个请求生成新的随机数。", app_id=app.app_id)
         if admission.hits > app.rate_limit_per_minute:
             GATEWAY_RATE_LIMITED.labels(app.app_id).inc()
-            retry_after = max(1, int(admission.window_left_s + 0.999))
-            raise Problem(
-                429,
-                "RATE_LIMITED",
-                "请求过于频繁，请稍后再试",
-                f"本应用每分钟最多调用 {app.rate_limit_per_minute} 次，请在 {retry_after} 秒后重试。",
-                headers={"Retry-After": str(retry_after)},
+            limit = app.rate_limit_per_minute
+            raise limits.rate_limited(
+                admission, lambda seconds: f"本应用每分钟最多调用 {limit} 次，请在 {seconds} 秒后重试。"
             )
 
         caller = IntegrationCaller(app_id=app.app_id, scopes=app.scopes)

@@ -3,7 +3,8 @@ rate count together), and a refused call one more. All shared state lives in Pos
 behind any load-balancing rule see the same nonces and counts.
 
 Counting is per app per minute (a fixed window on the database clock): simple, one row per app, at most twice the
-limit across a window boundary. Rows of past windows and expired nonces are deleted by the same statements, a few
+limit across a window boundary. `count` is the same counter for other callers (api.gateway.limits: public endpoints
+per client address), under a kind of their own. Rows of past windows and expired nonces are deleted by the same statements, a few
 at a time, so no sweeper is needed.
 """
 
@@ -83,6 +84,22 @@ _REFUSED = """
 """
 
 
+# `_ADMIT`'s count without a nonce: one caller (`$1`) under one kind of count (`$2`).
+_COUNT = """
+    WITH past AS (
+        DELETE FROM integration_counters
+         WHERE app_id = $1 AND kind = $2 AND window_start < date_trunc('minute', now())
+    ), counted AS (
+        INSERT INTO integration_counters AS c (app_id, kind, window_start, hits)
+        VALUES ($1, $2, date_trunc('minute', now()), 1)
+        ON CONFLICT (app_id, kind, window_start) DO UPDATE SET hits = c.hits + 1
+        RETURNING hits
+    )
+    SELECT (SELECT hits FROM counted) AS hits,
+           extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())::float8 AS window_left_s
+"""
+
+
 async def load_app(pg: asyncpg.Pool, app_id: str) -> AppRecord | None:
     """The active application with this id."""
     row = await pg.fetchrow(_APP, app_id)
@@ -102,6 +119,13 @@ async def admit(pg: asyncpg.Pool, app_id: str, nonce: str, nonce_expires_at: dat
     row = await pg.fetchrow(_ADMIT, app_id, nonce, nonce_expires_at)
     assert row is not None
     return Admission(fresh=row["fresh"], hits=row["hits"], window_left_s=row["window_left_s"])
+
+
+async def count(pg: asyncpg.Pool, caller: str, kind: str) -> Admission:
+    """Count one call of `caller` (at most 40 characters) under `kind` (at most 16) in the current minute."""
+    row = await pg.fetchrow(_COUNT, caller, kind)
+    assert row is not None
+    return Admission(fresh=True, hits=row["hits"], window_left_s=row["window_left_s"])
 
 
 async def record_refusal(

@@ -27,7 +27,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, session: SessionDep, settings: SettingsDep
 ) -> TokenOut | MfaChallengeOut:
-    """Wrong password and unknown user get the same 401 `INVALID_CREDENTIALS`; a disabled account 403.
+    """Wrong password and unknown user get the same 401 `INVALID_CREDENTIALS`; a disabled account 403. An account on
+    an initial password (batch-created staff) gets a token with `scope` `password_change`: change it first.
 
     After `login_max_failures` failures within the window the name is locked: 423 `ACCOUNT_LOCKED` with
     `locked_until`, for unknown names alike. A user with a second factor gets `mfa_required` and a `challenge_id`
@@ -81,13 +82,15 @@ async def logout(session: SessionDep, token: Annotated[str, Depends(auth.bearer_
 async def password(
     body: PasswordChangeIn,
     request: Request,
-    actor: auth.RecentActorDep,
+    actor: auth.RecentPasswordActorDep,
     session: SessionDep,
     settings: SettingsDep,
     token: Annotated[str, Depends(auth.bearer_token)],
 ) -> Response:
     """Needs a sign-in within the last minutes (401 `REAUTH_REQUIRED` otherwise) and the current password (403
     `WRONG_PASSWORD`, counted toward the lock). 422 `WEAK_PASSWORD` lists every complexity rule the new one breaks.
-    Every other session of the account is logged out; this one stays."""
+    Every other session of the account is logged out; this one stays. A token of `scope` `password_change` (an
+    account on an initial password) reaches only this endpoint; the change lifts it to the scope the account now has
+    (`full`, or `applicant` for a registration not yet approved, or `mfa_enrolment`)."""
     await change_password(session, settings, request, actor, token, body.old_password, body.new_password)
     return Response(status_code=204)

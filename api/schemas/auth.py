@@ -17,8 +17,11 @@ class TokenOut(BaseModel):
     access_token: str = Field(description="不透明的访问令牌，放在 Authorization: Bearer 头中")
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="最长有效期（秒）；闲置超时后提前失效", examples=[28800])
-    scope: Literal["full", "mfa_enrolment"] = Field(
-        default="full", description="mfa_enrolment：须先绑定双因素认证，此令牌仅可用于绑定"
+    scope: Literal["full", "mfa_enrolment", "applicant", "password_change"] = Field(
+        default="full",
+        description="mfa_enrolment：须先绑定双因素认证，此令牌仅可用于绑定；applicant：注册资质尚未审核通过，"
+        "仅可用于本人的注册申请（/staff-applications/me）；password_change：初始密码须先修改，此令牌仅可用于"
+        "修改密码（POST /auth/password），修改后即按账号状态升级",
     )
 
 

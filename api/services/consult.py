@@ -1,6 +1,6 @@
 """Consultation chat of a visit (8.5.7): who takes part, when it is open, storing and reading messages and receipts.
 
-Who: the visit's patient and its doctor (`participants`). Anyone else gets 404, as for every record they may not
+Who: the visit's patient, its doctor and the doctors invited into its consult (会诊) (`participants`). Anyone else gets 404, as for every record they may not
 see; an administrator, who may see the visit, gets 403: the conversation itself is the participants' alone.
 
 When: readable by the participants for ever. Writable from payment (`waiting_doctor`) while the consultation goes on,
@@ -15,7 +15,7 @@ the `consult` channel in its own transaction (see api/services/consult_hub.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -28,12 +28,16 @@ from api.errors import Problem
 from api.schemas.consult import MediaOut, MessageOut, ReadOut
 from api.services.consult_hub import MESSAGE_CHANNEL, READ_CHANNEL, message_notice
 from core.crypto.sm import FieldCipher
+from core.ledger.service import EvidenceLedger
 from models.common import Role
 from models.consult import MessageKind
+from models.ledger import Evidence
 from models.tables import ConsultCall, ConsultMedia, ConsultMessage, ConsultRead, Visit
 from models.visit import VisitStage
 
 CHAT_GRACE = timedelta(hours=24)
+# What the evidence ledger calls a chat image or voice clip (models.ledger.Evidence.kind).
+MEDIA_EVIDENCE = "consult.media"
 _OPEN_STAGES = frozenset({VisitStage.WAITING_DOCTOR, VisitStage.IN_CONSULT})
 _ENDED_STAGES = frozenset({VisitStage.FINISHED, VisitStage.ABORTED})
 # Namespace of the per-visit advisory locks (the two-key form, apart from the single-key locks elsewhere).
@@ -63,6 +67,8 @@ class ChatVisit:
     doctor_user_id: str
     # text, phone or video: what the registration paid for (decides which calls may be made).
     service_type: str
+    # Doctors invited into the consult (会诊, 8.2.3.5).
+    consultant_user_ids: tuple[str, ...] = ()
 
 
 def participants(visit: ChatVisit) -> dict[str, Role]:
@@ -70,12 +76,15 @@ def participants(visit: ChatVisit) -> dict[str, Role]:
 
     The one place that decides it: invited consultants (会诊) join here.
     """
-    return {visit.patient_user_id: Role.PATIENT, visit.doctor_user_id: Role.DOCTOR}
+    consultants = dict.fromkeys(visit.consultant_user_ids, Role.DOCTOR)
+    return {**consultants, visit.patient_user_id: Role.PATIENT, visit.doctor_user_id: Role.DOCTOR}
 
 
 _CHAT_VISIT = """
     SELECT v.id, v.stage, v.updated_at, v.patient_id, v.doctor_id, p.user_id AS patient_user_id,
-           d.user_id AS doctor_user_id, coalesce(s.service_type, 'text') AS service_type
+           d.user_id AS doctor_user_id, coalesce(s.service_type, 'text') AS service_type,
+           ARRAY(SELECT cd.user_id FROM visit_consultants vc JOIN doctors cd ON cd.id = vc.doctor_id
+                  WHERE vc.visit_id = v.id ORDER BY vc.invited_at) AS consultant_user_ids
       FROM visits v
       JOIN patients p ON p.id = v.patient_id
       JOIN doctors d ON d.id = v.doctor_id
@@ -97,6 +106,7 @@ async def load_chat_visit(pg: asyncpg.Pool, visit_id: str) -> ChatVisit | None:
         patient_user_id=row["patient_user_id"],
         doctor_user_id=row["doctor_user_id"],
         service_type=row["service_type"],
+        consultant_user_ids=tuple(row["consultant_user_ids"]),
     )
 
 
@@ -163,6 +173,8 @@ class Upload:
     size_bytes: int
     sm3: str
     data_enc: bytes
+    # Set by `send_message` once `sm3` is on the evidence ledger.
+    ledger_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,7 @@ async def insert_message(
                 size_bytes=upload.size_bytes,
                 sm3=upload.sm3,
                 data_enc=upload.data_enc,
+                ledger_seq=upload.ledger_seq,
             )
         )
     message_id: int = await session.scalar(
@@ -213,22 +226,50 @@ async def insert_message(
 async def send_message(
     sessions: async_sessionmaker[AsyncSession], cipher: FieldCipher, actor: Actor, visit: ChatVisit, draft: Draft
 ) -> tuple[int, bool]:
-    """Store a participant's message: (its id, whether it is new). A repeat of a `client_msg_id` gets the first."""
+    """Store a participant's message: (its id, whether it is new). A repeat of a `client_msg_id` gets the first.
+
+    An image or voice clip's SM3 digest goes on the evidence ledger first, as revisit uploads' do, and the row keeps
+    where it went, as staff documents' rows do. First, because the ledger appends on its own connection, which must
+    not be waited for inside this transaction: a send refused after the append leaves an entry whose media was never
+    stored, never a stored media without an entry. Unlocked checks before the append spare the usual refusals (a
+    resend, a closed chat) that entry; the locked ones below decide."""
+    if draft.upload is not None:
+        async with sessions() as session:
+            existing = await _resent(session, visit, actor, draft)
+        if existing is not None:
+            return existing, False
+        check_writable(visit.stage, visit.updated_at, datetime.now(UTC))
+        draft = replace(draft, upload=await put_media_on_record(sessions, draft.upload))
     async with sessions() as session, session.begin():
         stage, updated_at = await lock_chat(session, visit.visit_id)
-        if draft.client_msg_id is not None:
-            existing = await session.scalar(
-                select(MESSAGES.c.id).where(
-                    MESSAGES.c.visit_id == visit.visit_id,
-                    MESSAGES.c.sender_user_id == actor.user_id,
-                    MESSAGES.c.client_msg_id == draft.client_msg_id,
-                )
-            )
-            if existing is not None:
-                return existing, False
+        existing = await _resent(session, visit, actor, draft)
+        if existing is not None:
+            return existing, False
         check_writable(stage, updated_at, datetime.now(UTC))
         role = participants(visit)[actor.user_id]
         return await insert_message(session, cipher, visit.visit_id, actor, role, draft), True
+
+
+async def _resent(session: AsyncSession, visit: ChatVisit, actor: Actor, draft: Draft) -> int | None:
+    """The message this draft's `client_msg_id` already stored, if any."""
+    if draft.client_msg_id is None:
+        return None
+    found: int | None = await session.scalar(
+        select(MESSAGES.c.id).where(
+            MESSAGES.c.visit_id == visit.visit_id,
+            MESSAGES.c.sender_user_id == actor.user_id,
+            MESSAGES.c.client_msg_id == draft.client_msg_id,
+        )
+    )
+    return found
+
+
+async def put_media_on_record(sessions: async_sessionmaker[AsyncSession], upload: Upload) -> Upload:
+    """The upload with `ledger_seq` set: its SM3 digest appended to the evidence ledger (once per media id)."""
+    receipt = await EvidenceLedger(sessions).append(
+        Evidence(kind=MEDIA_EVIDENCE, subject=f"consult_media:{upload.media_id}", digest=upload.sm3)
+    )
+    return replace(upload, ledger_seq=receipt.seq)
 
 
 _SELECT_MESSAGES = """

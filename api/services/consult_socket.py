@@ -91,7 +91,7 @@ async def serve(websocket: WebSocket, ctx: AppContext, hub: ConsultHub, visit_id
     digest = token_digest(token) if token else ""
     actor = await load_actor(ctx.pg, digest, ctx.settings) if token else None
     # A token that may only enrol a second factor does not reach the consult room either.
-    if actor is None or actor.enrolment_only:
+    if actor is None or actor.enrolment_only or actor.applicant_only or actor.password_change_only:
         await websocket.close(CloseCode.UNAUTHORIZED, "未登录或登录已失效")
         return
     try:

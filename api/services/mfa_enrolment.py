@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.auth import FULL_SCOPE, STAFF_ROLES, Actor
+from api.auth import APPLICANT_SCOPE, FULL_SCOPE, STAFF_ROLES, Actor
 from api.context import AppContext
 from api.schemas.mfa import MfaStatusOut, SmsEnrolmentOut, TotpEnrolmentOut
 from api.services import mfa
@@ -43,9 +43,10 @@ async def _factor(session: AsyncSession, user_id: str) -> MfaFactor:
 
 
 async def _upgrade_token(session: AsyncSession, token: str, method: str) -> None:
+    # An applicant's token stays an applicant's: a second factor proves who they are, not that they were approved.
     await session.execute(
         update(AccessToken)
-        .where(col(AccessToken.token_hash) == token_digest(token))
+        .where(col(AccessToken.token_hash) == token_digest(token), col(AccessToken.scope) != APPLICANT_SCOPE)
         .values(scope=FULL_SCOPE, mfa_method=method)
     )
 

@@ -1,5 +1,6 @@
 """Changing one's own password (9.3.1.2.5): the old one must be right, the new one must pass the complexity rule,
-and every other session of the account ends."""
+and every other session of the account ends. Changing an initial password (batch-created staff) also lifts this
+session's `password_change` scope to the one the account now has."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from api.auth import Actor
 from api.errors import Problem
 from api.services import lockout
 from api.services.audit import audit
-from api.services.sign_in import record_failure
+from api.services.sign_in import record_failure, token_scope
 from core.password_policy import MESSAGES, password_violations
 from core.passwords import hash_password, token_digest, verify_password
 from core.settings import Settings
@@ -60,6 +61,11 @@ async def change_password(
     if violations:
         raise weak_password(violations)
     user.password_hash = await to_thread.run_sync(hash_password, new_password)
+    if user.must_change_password:
+        user.must_change_password = False
+        current = await session.get(AccessToken, token_digest(token))
+        assert current is not None  # the actor's token was just checked
+        current.scope = await token_scope(session, settings, user, current.mfa_method)
     revoked = await session.execute(
         update(AccessToken)
         .where(

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.auth import ENROLMENT_SCOPE, FULL_SCOPE, STAFF_ROLES, issue_token
+from api.auth import APPLICANT_SCOPE, ENROLMENT_SCOPE, FULL_SCOPE, PASSWORD_CHANGE_SCOPE, STAFF_ROLES, issue_token
 from api.context import AppContext
 from api.errors import Problem
 from api.schemas.auth import MfaChallengeOut, MfaLoginIn, SmsSentOut, TokenOut
@@ -25,7 +25,7 @@ from core.crypto.sm import mask
 from core.passwords import hash_password, verify_password
 from core.settings import Settings
 from models.common import Role
-from models.tables import MfaFactor, User
+from models.tables import MfaFactor, StaffApplication, User
 
 Subject = tuple[str, str]
 
@@ -95,11 +95,27 @@ async def _finish(
     # Failures before a complete sign-in no longer count; they are cleared only now, so a known password does not
     # reset the count of wrong second-factor codes.
     await lockout.clear_failures(session, lockout.throttle_key(user.username))
-    must_enrol = settings.mfa_required_for_staff and Role(user.role) in STAFF_ROLES and mfa_method is None
-    scope = ENROLMENT_SCOPE if must_enrol else FULL_SCOPE
+    scope = await token_scope(session, settings, user, mfa_method)
     audit(session, None, "auth.login", "user", user.id, detail={"mfa": mfa_method, "scope": scope}, request=request)
     token = await issue_token(session, user.id, settings.token_ttl_seconds, scope=scope, mfa_method=mfa_method)
     return TokenOut(access_token=token, expires_in=settings.token_ttl_seconds, scope=scope)
+
+
+async def token_scope(session: AsyncSession, settings: Settings, user: User, mfa_method: str | None) -> str:
+    """What a session of this account may reach (api/auth.py scopes): the first that applies of an initial password
+    to change, a registration awaiting approval, a second factor to enrol; else everything its role allows."""
+    if user.must_change_password:
+        return PASSWORD_CHANGE_SCOPE
+    if await _awaiting_approval(session, user.id):
+        return APPLICANT_SCOPE
+    must_enrol = settings.mfa_required_for_staff and Role(user.role) in STAFF_ROLES and mfa_method is None
+    return ENROLMENT_SCOPE if must_enrol else FULL_SCOPE
+
+
+async def _awaiting_approval(session: AsyncSession, user_id: str) -> bool:
+    """A doctor or pharmacist whose registration is not approved: their sign-ins reach only the application."""
+    status = await session.scalar(select(col(StaffApplication.status)).where(col(StaffApplication.user_id) == user_id))
+    return status is not None and status != "approved"
 
 
 async def sign_in(

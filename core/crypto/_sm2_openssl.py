@@ -9,8 +9,6 @@ Every OpenSSL object is freed on every path: temporaries by context managers, ke
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import os
 import sys
 import weakref
 from collections.abc import Callable, Iterator
@@ -19,6 +17,7 @@ from typing import Any
 
 from core.crypto import _sm2_asn1 as asn1
 from core.crypto import _sm2_curve as curve
+from core.crypto._libcrypto import library_candidates as _library_candidates
 
 _P = ctypes.c_void_p
 _STR = ctypes.c_char_p
@@ -87,13 +86,6 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "OSSL_DECODER_from_data": (_INT, [_P, ctypes.POINTER(_STR), _SIZE_P]),
     "OSSL_DECODER_CTX_free": (None, [_P]),
 }
-
-
-def _library_candidates() -> list[str]:
-    # On Linux Python's ssl module links libcrypto.so.3, so loading it by soname gets that very copy. Only
-    # versioned names qualify: macOS's unversioned libcrypto.dylib is a stub that aborts the process when loaded.
-    names = ["libcrypto.so.3", ctypes.util.find_library("crypto")]
-    return list(dict.fromkeys(name for name in names if name and ".3" in os.path.basename(name)))
 
 
 def _declare(lib: ctypes.CDLL) -> None:

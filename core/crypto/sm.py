@@ -1,4 +1,11 @@
-"""SM3 and SM4 through `cryptography` (OpenSSL). SM2 lives in its own module."""
+"""SM3 through `cryptography`; SM4-GCM through the system libcrypto's EVP interface where it has SM4-GCM, else through
+`cryptography` (both OpenSSL). SM2 lives in its own module.
+
+`Sm4Gcm` is a keyed SM4-GCM object: long-lived holders of a key (the payload codec, FieldCipher) make one and reuse it,
+so on the libcrypto backend a small message costs its data and not a new cipher context (`cryptography` cannot re-use
+one: there each message still builds its own). Both backends write and read the same nonce (12) ‖ ciphertext ‖ tag
+(16), so either opens what the other sealed. OpenSSL 3.0 (Debian 12) has SM4 but not SM4-GCM: there the fallback runs.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-_NONCE = 12
-_TAG = 16
+from core.crypto import _sm4_openssl
+
+_NONCE = _sm4_openssl.NONCE
+_TAG = _sm4_openssl.TAG
 
 
 # Copying a fresh hash object costs a third less than making one, and the ledger hashes twice per entry.
@@ -33,25 +42,75 @@ def hmac_sm3(key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
+class _CryptographySm4Gcm:
+    """The fallback: `cryptography` builds a context per message (it cannot re-key one with a new IV)."""
+
+    __slots__ = ("_algorithm",)
+
+    def __init__(self, key: bytes) -> None:
+        self._algorithm = algorithms.SM4(key)  # validated once
+
+    def encrypt(self, plaintext: bytes, aad: bytes = b"") -> bytes:
+        nonce = os.urandom(_NONCE)
+        encryptor = Cipher(self._algorithm, modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(aad)
+        body = encryptor.update(plaintext) + encryptor.finalize()
+        return nonce + body + encryptor.tag
+
+    def decrypt(self, blob: bytes, aad: bytes = b"") -> bytes:
+        if len(blob) < _NONCE + _TAG:
+            raise ValueError("ciphertext too short")
+        nonce, body, tag = blob[:_NONCE], blob[_NONCE:-_TAG], blob[-_TAG:]
+        decryptor = Cipher(self._algorithm, modes.GCM(nonce, tag)).decryptor()
+        decryptor.authenticate_additional_data(aad)
+        try:
+            return decryptor.update(body) + decryptor.finalize()
+        except InvalidTag as exc:
+            raise ValueError("ciphertext was altered or the key is wrong") from exc
+
+
+_OPENSSL_SM4_GCM, _OPENSSL_PROBLEM = _sm4_openssl.has_cipher(b"SM4-GCM")
+# In order of preference: the first is the default.
+SM4_BACKENDS: tuple[str, ...] = ("openssl", "cryptography") if _OPENSSL_SM4_GCM else ("cryptography",)
+
+
+class Sm4Gcm:
+    """SM4-GCM under one 16-byte key: `encrypt` gives nonce ‖ ciphertext ‖ tag with a fresh random 96-bit nonce,
+    `decrypt` raises ValueError if anything was altered, the AAD differs or the key is wrong. Thread-safe.
+
+    backend: "openssl" (the system libcrypto, when it has SM4-GCM) or "cryptography"; None takes the first of
+    SM4_BACKENDS. Tests pick one to show that each opens what the other sealed.
+    """
+
+    __slots__ = ("_impl", "backend")
+
+    def __init__(self, key: bytes, backend: str | None = None) -> None:
+        if len(key) != 16:
+            raise ValueError("the SM4 key must be 16 bytes")
+        self.backend = backend or SM4_BACKENDS[0]
+        if self.backend == "openssl":
+            if not _OPENSSL_SM4_GCM:
+                raise ValueError(f"SM4 backend 'openssl' is not available: {_OPENSSL_PROBLEM}")
+            self._impl: _sm4_openssl.EvpGcm | _CryptographySm4Gcm = _sm4_openssl.EvpGcm(key, b"SM4-GCM")
+        elif self.backend == "cryptography":
+            self._impl = _CryptographySm4Gcm(key)
+        else:
+            raise ValueError(f"unknown SM4 backend {backend!r}")
+
+    def encrypt(self, plaintext: bytes, aad: bytes = b"") -> bytes:
+        return self._impl.encrypt(plaintext, aad)
+
+    def decrypt(self, blob: bytes, aad: bytes = b"") -> bytes:
+        return self._impl.decrypt(blob, aad)
+
+
 def sm4_gcm_encrypt(key: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
-    """nonce ‖ ciphertext ‖ tag, with a fresh random 96-bit nonce."""
-    nonce = os.urandom(_NONCE)
-    encryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
-    encryptor.authenticate_additional_data(aad)
-    body = encryptor.update(plaintext) + encryptor.finalize()
-    return nonce + body + encryptor.tag
+    """One message under a key used once; callers that keep a key should keep an Sm4Gcm instead."""
+    return Sm4Gcm(key).encrypt(plaintext, aad)
 
 
 def sm4_gcm_decrypt(key: bytes, blob: bytes, aad: bytes = b"") -> bytes:
-    if len(blob) < _NONCE + _TAG:
-        raise ValueError("ciphertext too short")
-    nonce, body, tag = blob[:_NONCE], blob[_NONCE:-_TAG], blob[-_TAG:]
-    decryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
-    decryptor.authenticate_additional_data(aad)
-    try:
-        return decryptor.update(body) + decryptor.finalize()
-    except InvalidTag as exc:
-        raise ValueError("ciphertext was altered or the key is wrong") from exc
+    return Sm4Gcm(key).decrypt(blob, aad)
 
 
 class FieldCipher:
@@ -63,15 +122,16 @@ class FieldCipher:
     _VERSION = "sm4g1:"
 
     def __init__(self, key_hex: str, index_key_hex: str) -> None:
-        self._key = bytes.fromhex(key_hex)
+        key = bytes.fromhex(key_hex)
         self._index_key = bytes.fromhex(index_key_hex)
-        if len(self._key) != 16:
+        if len(key) != 16:
             raise ValueError("the SM4 key must be 16 bytes (32 hex digits)")
+        self._sm4 = Sm4Gcm(key)
 
     def encrypt(self, column: str, value: str | None) -> str | None:
         if value is None:
             return None
-        blob = sm4_gcm_encrypt(self._key, value.encode(), column.encode())
+        blob = self._sm4.encrypt(value.encode(), column.encode())
         return self._VERSION + base64.b64encode(blob).decode()
 
     def decrypt(self, column: str, token: str | None) -> str | None:
@@ -80,7 +140,7 @@ class FieldCipher:
         if not token.startswith(self._VERSION):
             raise ValueError("unknown ciphertext version")
         blob = base64.b64decode(token[len(self._VERSION) :])
-        return sm4_gcm_decrypt(self._key, blob, column.encode()).decode()
+        return self._sm4.decrypt(blob, column.encode()).decode()
 
     def blind_index(self, column: str, value: str) -> str:
         """Deterministic keyed digest of a normalized value, for equality look-ups without decrypting."""

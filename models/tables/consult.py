@@ -32,6 +32,8 @@ class ConsultMedia(SQLModel, table=True):
     size_bytes: int
     sm3: str = Field(max_length=64)
     data_enc: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Where `sm3` went on the evidence ledger.
+    ledger_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Timestamp(default_now=True)
 
 
