@@ -1,6 +1,9 @@
-"""Notices: a row in the user's in-app inbox plus a message through the notifier (SMS/push), each exactly once."""
+"""Notices: a row in the user's in-app inbox (what the app and the web pages show) plus a message through the notifier
+on every configured channel (8.2.1.1: app push, SMS, WeChat), each exactly once."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -10,17 +13,46 @@ from temporalio import activity
 
 from activities.adapters.notifier import Notifier
 from core.crypto.sm import FieldCipher
+from models.common import Channel
 from models.duty import ON_DUTY_PHARMACISTS
 from models.notify import Notice
-from models.tables import Doctor, Notification, Patient, Pharmacist, PharmacistDuty, User
+from models.tables import (
+    Doctor,
+    MfaFactor,
+    Notification,
+    Patient,
+    Pharmacist,
+    PharmacistDuty,
+    StaffApplication,
+    User,
+)
 
 # zh-CN texts per template. Params fill the `{name}` fields.
 TEMPLATES: dict[str, tuple[str, str]] = {
-    "bill_opened": ("待支付订单", "您有一笔{what}待支付，金额{amount}元，请在{deadline}前完成支付。"),
-    "bill_paid": ("支付成功", "{what}已支付成功，金额{amount}元。详情见订单 {bill_id}。"),
+    "bill_opened": ("待支付订单", "您有一笔{what}待支付，金额{amount}元{split}，请在{deadline}前完成支付。"),
+    "bill_paid": ("支付成功", "{what}已支付成功，金额{amount}元{split}。订单 {bill_id}，查看详情：{link}"),
     "bill_closed": ("订单已关闭", "{what}超时未支付，订单已自动关闭。"),
-    "refund_started": ("退款处理中", "您的退款{amount}元已提交，原路退回，预计{eta}到账。"),
+    "refund_started": ("退款处理中", "您的退款{amount}元已提交，将原路退回：{eta}。"),
     "refund_done": ("退款成功", "您的退款{amount}元已原路退回。"),
+    "refund_failed": ("退款未成功", "您的退款{amount}元未能完成：{reason}。医院财务将尽快处理，如有疑问请联系客服。"),
+    "refund_failed_finance": ("退款失败待处理", "退款 {refund_id}（{amount}元）未能完成：{reason}。请核实后处理。"),
+    "refund_rejected": ("退款申请未通过", "您的退款申请未通过：{reason}。"),
+    "refund_requested": (
+        "退款申请待审核",
+        "患者申请退回处方 {prescription_id} 的药费（{reason}），药品尚未出库，请审核。",
+    ),
+    "refund_request_rejected": ("退款申请未通过", "医院未同意您对处方 {prescription_id} 的退款申请：{reason}。"),
+    "special_refund_opened": (
+        "特殊退款待协商",
+        "订单 {bill_id} 的药品已出库，患者申请退款（{reason}）。请与供药方、物流方协商并记录各方意见后办结。",
+    ),
+    "insurance_not_used": ("医保结算未成功", "本单未能使用医保结算（{reason}），将按自费支付。"),
+    "invoice_issued": ("电子票据已开具", "您的电子票据已开具：票据号码 {number}，金额{amount}元。查看：{link}"),
+    "invoice_reversed": (
+        "电子票据已冲红",
+        "因全额退款，您的电子票据 {number} 已冲红（红字票据号码 {red}）。查看：{link}",
+    ),
+    "invoice_failed": ("电子票据开具失败", "订单 {bill_id} 的电子票据未能开具或冲红：{reason}。请在票据平台手工处理。"),
     "visit_booked": ("预约成功", "您已预约{doctor}医生 {time} 的在线复诊，挂号序号 {queue_no}。"),
     "visit_assigned": ("新的复诊订单", "患者已挂号您 {time} 的在线复诊，请及时接诊。"),
     "visit_reminder": ("复诊即将开始", "您预约的在线复诊将于 {time} 开始，请准时进入诊室。"),
@@ -28,6 +60,16 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "visit_aborted": ("复诊已中止", "医生中止了本次复诊：{reason}。{advice}挂号费将原路退回。"),
     "visit_cancelled": ("预约已取消", "您的预约已取消：{reason}。"),
     "visit_checked_in": ("患者已报到", "您 {time} 的在线复诊患者已报到，请及时接诊。"),
+    "consult_invited": (
+        "会诊邀请",
+        "您受邀参加 {time} 的一次在线复诊会诊（{reason}）。请进入诊室查看患者资料，出具会诊意见，必要时可开具处方。",
+    ),
+    "consult_opinion": ("会诊意见已出具", "会诊医生已签署对您 {time} 在线复诊患者的会诊意见，请在诊室查看。"),
+    "revisit_upload_approved": ("复诊资料审核通过", "您上传的就诊资料已审核通过，现可预约该病种的在线复诊。"),
+    "revisit_upload_rejected": (
+        "复诊资料未通过审核",
+        "您上传的就诊资料未通过审核：{reason}。可重新上传清晰完整的资料。",
+    ),
     "visit_no_show": (
         "爽约提醒",
         "您预约的 {time} 在线复诊直到就诊时段结束仍未报到，已记为爽约。按医院规定，爽约不退挂号费；"
@@ -68,6 +110,32 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "rx_returned": ("处方被退回", "处方 {prescription_id} 被药师退回：{reason}。请修改后重新提交。"),
     "rx_approved": ("处方已审核", "您的处方已通过药师审核，请确认取药方式并支付。"),
     "rx_paid": ("用药提醒", "处方已支付。用法：{usage}。如有不适请及时联系医生。"),
+    "rx_routed": (
+        "处方已派送药房",
+        "您的处方已派送至{pharmacy}调剂（{reason}）。详细煎服方法与注意事项请在处方的用药指导中查看。",
+    ),
+    "refill_reminder": (
+        "续方提醒",
+        "您的处方 {prescription_id} 预计于 {ends} 服完。如需继续治疗，请预约{doctor}医生的{disease}复诊，"
+        "医生可在复诊中为您续方。",
+    ),
+    "adverse_reaction_reported": (
+        "用药不良反应报告",
+        "患者报告了处方 {prescription_id} 的用药不良反应（{severity}，报告 {report_id}），请尽快查看并答复。",
+    ),
+    "adverse_reaction_received": (
+        "已收到不良反应报告",
+        "已收到您关于处方 {prescription_id} 的不良反应报告，药师将尽快答复。",
+    ),
+    "adverse_reaction_received_severe": (
+        "已收到不良反应报告",
+        "已收到您关于处方 {prescription_id} 的不良反应报告。症状严重时请立即停药，并尽快到医院就诊或拨打120。",
+    ),
+    "adverse_reaction_overdue": (
+        "不良反应报告待答复",
+        "处方 {prescription_id} 的不良反应报告（{severity}，报告 {report_id}）超过答复时限仍未答复。",
+    ),
+    "adverse_reaction_answered": ("药师答复", "关于处方 {prescription_id} 的不良反应：{action}。{advice}"),
     "rx_void": ("处方已作废", "处方 {prescription_id} 已作废：{reason}。"),
     "pickup_code": ("提货码", "您的处方药品提货码为 {code}，签收时请出示，请勿告知他人。"),
     "shipped": ("药品已发货", "您的药品已发出，运单号 {waybill_no}。"),
@@ -79,6 +147,18 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     ),
     "identity_verified": ("实名认证通过", "您的实名认证已通过。"),
     "identity_rejected": ("实名认证未通过", "实名认证未通过：{reason}。"),
+    "onboarding_approved": (
+        "资质审核通过",
+        "您的{role}注册资质审核已通过，账号已开通。请重新登录{role}端开始使用。",
+    ),
+    "onboarding_rejected": (
+        "资质审核未通过",
+        "您的{role}注册资质审核未通过：{reason}。您可登录后补充或更正材料，再次提交审核。",
+    ),
+    "institution_registered": (
+        "监管平台登记结果",
+        "机构 {institution} 在监管平台的登记{result}（受理号 {ref}）。{detail}",
+    ),
     "reconciliation_mismatch": (
         "对账差错待处理",
         "{channel} {date} 对账发现差错 {count} 笔（长款 {channel_only}、短款 {platform_only}、金额不符 {amount_mismatch}、"
@@ -97,12 +177,23 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "对账未能完成",
         "{channel} {date} 对账未能完成：{reason}。请核实后在对账管理中重新发起对账（批次 {run_id}）。",
     ),
+    "reconciliation_bad_debt": (
+        "坏账告警",
+        "截至 {date} 对账，尚未处理的短款（坏账）共 {count} 笔、{amount} 元，已超过告警阈值 {threshold} 元。"
+        "请财务主管尽快核实追收或按规定核销，技术人员排查是否有系统性差错。",
+    ),
     "gateway_illegal_access": (
         "接口非法访问告警",
         "接入应用 {app} 自 {time} 起一分钟内被网关拒绝的调用已达 {count} 次（最近一次：{code}）。"
         "请核查其密钥与来源，必要时在接入应用管理中停用该应用。",
     ),
 }
+
+
+def with_links(params: dict[str, str], base: str) -> dict[str, str]:
+    """Params with a `link` given as a path (`/bills/…`) made absolute against where patients open them."""
+    link = params.get("link", "")
+    return {**params, "link": f"{base}{link}"} if link.startswith("/") and base else params
 
 
 def render(template: str, params: dict[str, str]) -> tuple[str, str]:
@@ -116,14 +207,24 @@ class _Defaulting(dict):
 
 
 class NoticeActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], cipher: FieldCipher, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: FieldCipher,
+        notifier: Notifier,
+        channels: Sequence[Channel] = (Channel.APP,),
+        links_base: str = "",
+    ) -> None:
         self._sessions = sessions
         self._cipher = cipher
         self._notifier = notifier
+        self._channels = tuple(dict.fromkeys(channels))
+        self._links_base = links_base
 
     async def _recipients(self, session: AsyncSession, user_ref: str) -> list[tuple[str, str | None]]:
-        """(user id, phone) for `patient:<id>`, `doctor:<id>`, `pharmacist:<id>`, `role:<role>`, or the pharmacists
-        signed in for duty now (`duty:pharmacist`)."""
+        """(user id, phone) for `patient:<id>`, `applicant:<staff id>`, `doctor:<id>`, `pharmacist:<id>`, `role:<role>`, or the pharmacists
+        signed in for duty now (`duty:pharmacist`). A patient's phone is the one of their real-name data; staff have
+        the one they proved for SMS sign-in, if any."""
         kind, _, ref = user_ref.partition(":")
         if kind == "patient":
             row = (
@@ -132,30 +233,53 @@ class NoticeActivities:
                 )
             ).first()
             return [(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
+        if kind == "applicant":
+            # A doctor or pharmacist applying (8.5.2.2, 8.5.3.2): the phone given with the application.
+            row = (
+                await session.execute(
+                    select(col(StaffApplication.user_id), col(StaffApplication.phone_enc)).where(
+                        col(StaffApplication.id) == ref
+                    )
+                )
+            ).first()
+            return [(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
         if kind in ("doctor", "pharmacist"):
             table = Doctor if kind == "doctor" else Pharmacist
-            user_id = (await session.execute(select(col(table.user_id)).where(col(table.id) == ref))).scalar()
-            return [(user_id, None)] if user_id else []
-        if kind == "role":
+            users = (await session.execute(select(col(table.user_id)).where(col(table.id) == ref))).scalars()
+        elif kind == "role":
             users = (
                 await session.execute(select(col(User.id)).where(col(User.role) == ref, col(User.disabled).is_(False)))
             ).scalars()
-            return [(user_id, None) for user_id in users]
-        if user_ref == ON_DUTY_PHARMACISTS:
-            on_duty = (
+        elif user_ref == ON_DUTY_PHARMACISTS:
+            users = (
                 await session.execute(
                     select(col(Pharmacist.user_id))
                     .join(PharmacistDuty, col(PharmacistDuty.pharmacist_id) == col(Pharmacist.id))
                     .where(col(PharmacistDuty.ended_at).is_(None))
                 )
             ).scalars()
-            return [(user_id, None) for user_id in on_duty]
-        raise ValueError(f"unknown recipient {user_ref!r}")
+        else:
+            raise ValueError(f"unknown recipient {user_ref!r}")
+        return await self._with_staff_phones(session, list(users))
+
+    async def _with_staff_phones(self, session: AsyncSession, user_ids: list[str]) -> list[tuple[str, str | None]]:
+        phones = dict(
+            (
+                await session.execute(
+                    select(col(MfaFactor.user_id), col(MfaFactor.sms_phone_enc)).where(
+                        col(MfaFactor.user_id).in_(user_ids), col(MfaFactor.sms_enrolled_at).is_not(None)
+                    )
+                )
+            ).all()
+        )
+        # The same column name as the patients' phone: the sign-in code wrote it under "phone".
+        return [(user_id, self._cipher.decrypt("phone", phones.get(user_id))) for user_id in user_ids]
 
     @activity.defn
     async def send_notice(self, notice: Notice) -> int:
         """Write the inbox rows and send each message once; returns how many recipients were reached."""
-        title, body = render(notice.template, notice.params)
+        params = with_links(notice.params, self._links_base)
+        title, body = render(notice.template, params)
         async with self._sessions() as session:
             recipients = await self._recipients(session, notice.user_ref)
             for user_id, _ in recipients:
@@ -167,14 +291,19 @@ class NoticeActivities:
                         template=notice.template,
                         title=title,
                         body=body,
-                        params=notice.params,
+                        params=params,
                     )
                     .on_conflict_do_nothing(index_elements=["key"])
                 )
             await session.commit()
         for user_id, phone in recipients:
-            # The notifier dedupes on the key, so a retry after a partial send does not text anyone twice.
-            await self._notifier.send(
-                idempotency_key=f"{notice.key}:{user_id}", phone=phone, user_id=user_id, title=title, body=body
-            )
+            for channel in self._channels:
+                if channel is Channel.SMS and phone is None:
+                    continue  # nobody to text; the inbox and the other channels still reach them
+                # The notifier dedupes on the key, so a retry after a partial send does not message anyone twice.
+                # App push keeps the key it had before there were channels, so a retry across an upgrade sends once.
+                key = f"{notice.key}:{user_id}" if channel is Channel.APP else f"{notice.key}:{user_id}:{channel}"
+                await self._notifier.send(
+                    idempotency_key=key, channel=channel, phone=phone, user_id=user_id, title=title, body=body
+                )
         return len(recipients)

@@ -53,9 +53,12 @@ async def _run(request: Request, compute: Compute) -> tuple[int, dict[str, Any]]
     return status, jsonable_encoder(body)
 
 
-async def request_hash(request: Request) -> str:
+async def request_hash(request: Request, content_digest: str | None = None) -> str:
+    """What makes two requests the same request: method, target and body, or `content_digest` in place of a body
+    whose bytes differ between two sendings of the same request (a multipart body's boundary is random)."""
     target = request.url.path + ("?" + request.url.query if request.url.query else "")
-    return sm3_hex(request.method.encode() + b"\n" + target.encode() + b"\n" + await request.body())
+    content = content_digest.encode() if content_digest is not None else await request.body()
+    return sm3_hex(request.method.encode() + b"\n" + target.encode() + b"\n" + content)
 
 
 # Every keyed POST runs these, so they go through the raw pool (see `core.db.make_pool`). A claim older than the lease
@@ -117,15 +120,18 @@ def check_key(key: str) -> None:
         )
 
 
-async def idempotent(request: Request, actor: Actor, key: str | None, compute: Compute) -> JSONResponse:
+async def idempotent(
+    request: Request, actor: Actor, key: str | None, compute: Compute, *, content_digest: str | None = None
+) -> JSONResponse:
     """Answer with `compute()`'s (status, body), or with the stored answer when this key was seen before.
 
     Only 2xx and 4xx answers are stored; a 5xx or an exception leaves the key free, so the client may retry it.
+    `content_digest`: see `request_hash`.
     """
     if key is None:
         return await answer_claim(request, actor.user_id, None, "", False, compute)
     check_key(key)
-    hashed = await request_hash(request)
+    hashed = await request_hash(request, content_digest)
     pg: asyncpg.Pool = request.app.state.ctx.pg
     claimed = await _claim(pg, actor.user_id, key, hashed)
     return await answer_claim(request, actor.user_id, key, hashed, claimed, compute)

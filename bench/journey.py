@@ -14,7 +14,7 @@ started as often and with the same concurrency. `ratio` = journeys per second / 
 
 Prints one JSON line to stdout; progress, the per-step breakdown, CPU per process and what the histories say go to
 stderr. Each journey books its own slot (any doctor's, with a patient made eligible for that slot's disease), so the
-demo hospital's 504 slots and its herb stock (50 kg each: ~470 of these prescriptions) bound --journeys.
+demo hospital's 672 slots and its herb stock (50 kg each: ~470 of these prescriptions) bound --journeys.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ from datetime import time
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.common import Channel
 
 # Development keys. `Settings.check()` refuses them when QIHUANG_ENV=production.
 _DEV_PII_KEY = "00112233445566778899aabbccddeeff"
@@ -16,6 +18,23 @@ _DEV_NOTIFY_SECRET = "sandbox-notify-secret"
 _DEV_SIGNING_SECRET = "sandbox-signing-secret"
 _DEV_LEDGER_KEY_FILE = ".qihuang/ledger-sm2.pem"
 _DEV_PAYLOAD_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+class CampusSettings(BaseModel):
+    """A campus (院区) that takes payments under a merchant of its own and is reconciled on its own."""
+
+    name: str
+    # The payment channel's settings for this campus's merchant, overriding the hospital's (e.g. "wechatpay_mch_id",
+    # "wechatpay_private_key_path", "alipay_app_id"); empty where it shares them.
+    payment: dict[str, Any] = {}
+
+
+class MerchantRule(BaseModel):
+    """Which campus's merchant takes a bill: the first rule whose conditions all hold (one left out always holds)."""
+
+    campus: str  # a code of `Settings.campuses`
+    department: str | None = None  # the department of the bill's visit (departments.id)
+    kind: str | None = Field(default=None, pattern="^(registration|prescription)$")  # the bill's kind
 
 
 class Settings(BaseSettings):
@@ -67,6 +86,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, gt=0)
     login_failure_window_s: int = Field(default=15 * 60, gt=0)
     login_lock_s: int = Field(default=30 * 60, gt=0)
+    # Public staff registration (POST /staff-applications, no sign-in): at most this many attempts per client address
+    # per minute, counted with the integration gateway's limiter (api.gateway.limits); each costs a scrypt hash.
+    staff_registration_per_minute: int = Field(default=20, gt=0)
     # Staff (doctors, pharmacists, admins, finance) must sign in with a second factor; one who has none yet gets a
     # token that can only enrol one.
     mfa_required_for_staff: bool = False
@@ -84,6 +106,17 @@ class Settings(BaseSettings):
     revisit_window_days: int = Field(default=180, gt=0)
     revisit_eligibility_days: int = Field(default=90, gt=0)
     pickup_code_attempts: int = 5
+    # Routing a paid prescription to a pharmacy (8.3.4, 8.3.7.1). When the hospital's own pharmacy and a partner
+    # pharmacy (configured under /admin/pharmacies) both can take it, `own` or `partner` goes first. The own
+    # pharmacy delivers to addresses starting with one of `own_pharmacy_regions` (JSON list; empty: anywhere) and
+    # decocts (代煎) when `own_pharmacy_decoction`.
+    pharmacy_routing_prefer: str = Field(default="own", pattern="^(own|partner)$")
+    own_pharmacy_regions: list[str] = []
+    own_pharmacy_decoction: bool = True
+    # 续方提醒: the patient is reminded this long before the prescribed days run out (counted from sign-off).
+    refill_reminder_lead_s: int = Field(default=2 * 24 * 3600, ge=0)
+    # An adverse reaction report no pharmacist has answered within this is escalated to the admins.
+    adverse_reaction_response_sla_s: int = Field(default=2 * 3600, gt=0)
     # 8.3.1.1: business hours (Beijing time, on these ISO weekdays, 1 = Monday) need a pharmacist signed in for duty.
     # The duty check runs every `pharmacist_duty_check_every_s` and alerts the admins once per gap that has lasted
     # `pharmacist_duty_grace_s` (a short hand-over between pharmacists raises none).
@@ -115,6 +148,18 @@ class Settings(BaseSettings):
     adapter_notifier: str = "sandbox"
     adapter_realname: str = "sandbox"
     adapter_rtc: str = "sandbox"
+    # Staff onboarding and institution registration (8.5.2–8.5.4): the medical-practitioner registry (国家卫健委 医师
+    # 执业注册) and the provincial supervision platform (医疗服务与执业监管平台).
+    adapter_practitioner: str = "sandbox"
+    adapter_supervision: str = "sandbox"
+    # Optional systems, off when empty: a liveness and face-match provider checked during patients' real-name
+    # verification (8.5.1.4; patients then send its token with their identity), and a consortium chain the evidence
+    # ledger's signed tree heads are anchored on.
+    adapter_liveness: str = ""
+    adapter_ledger_anchor: str = ""
+    # Where notices go besides the in-app inbox (8.2.1.1): "app" (push), "sms" (to recipients with a phone on
+    # record), "wechat"; JSON list in QIHUANG_NOTIFY_CHANNELS.
+    notify_channels: list[Channel] = [Channel.APP, Channel.SMS]
     # Sandbox behaviour: added latency and the share of calls that fail with a retryable error.
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = 0.0
@@ -123,8 +168,13 @@ class Settings(BaseSettings):
     adapter_emr: str = "sandbox"
     # fhir: the FhirConfig of activities/adapters/emr/fhir.py as JSON (base_url, hospital_identifier_system, …).
     emr_fhir: dict[str, Any] = {}
-    # Where the revisit check looks for the offline diagnosis: the HIS, the EMR, or both (evidence merged).
-    revisit_sources: str = Field(default="his", pattern="^(his|emr|both)$")
+    # Where the revisit check looks for the offline diagnosis: "his", "emr", "regional" or several joined by commas
+    # (evidence merged); "both" means "his,emr". Uploads a doctor approved count whatever is set here.
+    revisit_sources: str = Field(default="his", pattern="^(both|(his|emr|regional)(,(his|emr|regional))*)$")
+    # --- The regional health-record platform (区域全民健康信息平台), the third source (8.1.2.2 c) ---------------------
+    adapter_regional: str = "sandbox"
+    # This hospital's institution code there (医疗机构代码): only its own diagnoses count for a revisit.
+    hospital_org_code: str = "H110101000001"
 
     # --- 医保: the national medical insurance platform (国家医疗保障信息平台) ---------------------------------------------
     adapter_insurance: str = "sandbox"
@@ -211,10 +261,62 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: str = Field(default="", validation_alias="PROMETHEUS_MULTIPROC_DIR")
     # --- end integration gateway ----------------------------------------------------------------------------------
 
+    # --- Reconciliation (对账, 8.4.3) ---------------------------------------------------------------------------------
+    # Campuses reconciled each on its own (a Schedule per channel per campus), code → CampusSettings as JSON, e.g.
+    # {"east": {"name": "东院区", "payment": {"wechatpay_mch_id": "1900000109"}}}. Empty: the hospital is reconciled
+    # as one. Bills that name no campus belong to the first one listed.
+    campuses: dict[str, CampusSettings] = {}
+    # Differences still open where the hospital is short (bad debts), in fen across every channel and campus, above
+    # which each day's reconciliation alerts these recipients (finance, and the admins who run the platform).
+    reconciliation_bad_debt_alert_fen: int = Field(default=100_000, ge=0)
+    reconciliation_bad_debt_alert_to: list[str] = ["role:finance", "role:admin"]
+    # --- end reconciliation --------------------------------------------------------------------------------------
+
+    # --- Bills and refunds (8.4.1, 8.4.2) -------------------------------------------------------------------------
+    # Which campus's merchant takes a bill, by department and kind (JSON list of MerchantRule, first match wins);
+    # a bill no rule matches goes to the first campus of `campuses`.
+    payment_merchant_rules: list[MerchantRule] = []
+    # E-invoices (医疗收费电子票据), issued once a bill is paid and reversed in red after a full refund.
+    adapter_invoice: str = "sandbox"
+    # When a refund reaches the patient, per payment channel, as patients are told (8.4.2); `insurance` is the 医保
+    # part. Channels not listed are told `refund_arrival_default`.
+    refund_arrival: dict[str, str] = {
+        "sandbox": "即时到账",
+        "wechatpay": "退回微信零钱的即时到账，退回银行卡的1-3个工作日到账",
+        "alipay": "退回支付宝余额的即时到账，退回银行卡的1-3个工作日到账",
+        "insurance": "经医保平台即时退回统筹基金和个人账户",
+    }
+    refund_arrival_default: str = "1-7个工作日到账"
+    # Where links in notices lead (the patient app); empty: the API itself (`{api_base_url}/api/v1`).
+    patient_app_url: str = ""
+    # --- end bills and refunds ------------------------------------------------------------------------------------
+
     # How documents the hospital issues (medical records, invoices) name it.
     hospital_name: str = "岐黄中医互联网医院"
     log_level: str = "INFO"
     api_base_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("campuses")
+    @classmethod
+    def _campus_codes(cls, campuses: dict[str, CampusSettings]) -> dict[str, CampusSettings]:
+        # Codes go into workflow, schedule and run ids.
+        for code in campuses:
+            if not (0 < len(code) <= 16 and code.isascii() and all(c.isalnum() or c == "_" for c in code)):
+                raise ValueError(f"campus code {code!r}: 1–16 letters, digits or _")
+            if code != code.lower():
+                raise ValueError(f"campus code {code!r}: lower case")
+        return campuses
+
+    @model_validator(mode="after")
+    def _merchant_rules_name_campuses(self) -> Settings:
+        unknown = {rule.campus for rule in self.payment_merchant_rules} - set(self.campuses)
+        if unknown:
+            raise ValueError(f"payment_merchant_rules name campuses not in campuses: {sorted(unknown)}")
+        return self
+
+    @property
+    def links_base(self) -> str:
+        return (self.patient_app_url or f"{self.api_base_url.rstrip('/')}/api/v1").rstrip("/")
 
     @property
     def is_production(self) -> bool:

@@ -20,10 +20,14 @@ class Permission(StrEnum):
     SCHEDULE_MANAGE = "schedule.manage"
     DOCTOR_MANAGE = "doctor.manage"
     REFUND_APPROVE = "refund.approve"
+    RECONCILIATION_READ = "reconciliation.read"
     RECONCILIATION_MANAGE = "reconciliation.manage"
+    RECONCILIATION_WRITE_OFF = "reconciliation.write_off"
     AUDIT_READ = "audit.read"
     PERMISSION_MANAGE = "permission.manage"
     ACCOUNT_MANAGE = "account.manage"
+    STAFF_REVIEW = "staff.review"
+    INSTITUTION_MANAGE = "institution.manage"
 
 
 PERMISSION_NAMES: dict[Permission, str] = {
@@ -35,10 +39,37 @@ PERMISSION_NAMES: dict[Permission, str] = {
     Permission.SCHEDULE_MANAGE: "管理排班",
     Permission.DOCTOR_MANAGE: "管理医生信息与收费",
     Permission.REFUND_APPROVE: "审批退款",
+    Permission.RECONCILIATION_READ: "查看与导出对账结果",
     Permission.RECONCILIATION_MANAGE: "处理对账差错",
+    Permission.RECONCILIATION_WRITE_OFF: "核销坏账",
     Permission.AUDIT_READ: "查询与导出审计日志",
     Permission.PERMISSION_MANAGE: "分配角色与人员权限",
     Permission.ACCOUNT_MANAGE: "管理账号（解锁等）",
+    Permission.STAFF_REVIEW: "审核医生、药师注册与资质",
+    Permission.INSTITUTION_MANAGE: "医疗机构监管平台登记",
+}
+
+
+class FinanceLevel(StrEnum):
+    """Levels of finance staff (财务岗位级别), each a set of the reconciliation permissions. A level is not stored:
+    an admin sets it (`PUT /admin/users/{id}/finance-level`) as the person's grants and revocations against their
+    role, and the permissions they then hold are what counts."""
+
+    CLERK = "clerk"  # 财务专员: sees the day's results and exports them
+    SUPERVISOR = "supervisor"  # 财务主管: also resolves differences and writes off bad debts
+
+
+FINANCE_LEVEL_NAMES: dict[FinanceLevel, str] = {FinanceLevel.CLERK: "财务专员", FinanceLevel.SUPERVISOR: "财务主管"}
+
+RECONCILIATION_PERMISSIONS = (
+    Permission.RECONCILIATION_READ,
+    Permission.RECONCILIATION_MANAGE,
+    Permission.RECONCILIATION_WRITE_OFF,
+)
+
+FINANCE_LEVELS: dict[FinanceLevel, frozenset[Permission]] = {
+    FinanceLevel.CLERK: frozenset({Permission.RECONCILIATION_READ}),
+    FinanceLevel.SUPERVISOR: frozenset(RECONCILIATION_PERMISSIONS),
 }
 
 ROLE_DEFAULTS: dict[Role, frozenset[Permission]] = {
@@ -54,7 +85,12 @@ ROLE_DEFAULTS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_READ,
             Permission.PERMISSION_MANAGE,
             Permission.ACCOUNT_MANAGE,
+            Permission.STAFF_REVIEW,
+            Permission.INSTITUTION_MANAGE,
+            # Operators look at reconciliation too (e.g. a statement that could not be downloaded).
+            Permission.RECONCILIATION_READ,
         }
     ),
-    Role.FINANCE: frozenset({Permission.REFUND_APPROVE, Permission.RECONCILIATION_MANAGE}),
+    # Finance staff start as clerks; supervisors are made by an admin (FinanceLevel).
+    Role.FINANCE: frozenset({Permission.REFUND_APPROVE, *FINANCE_LEVELS[FinanceLevel.CLERK]}),
 }

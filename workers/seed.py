@@ -29,12 +29,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel, col
 
+from api.services.access_admin import apply_finance_level
 from api.services.schedule_rules import regular_slot_rows, schedule_id
 from core.crypto.sm import sm3_hex
 from core.db import transaction
 from core.passwords import hash_password
 from core.settings import Settings
 from models.common import Role
+from models.permissions import FinanceLevel
 from models.revisit import OfflineDiagnosis
 from models.tables import (
     Department,
@@ -153,9 +155,9 @@ DEMO_HIS_DIAGNOSES: dict[str, tuple[str, str, str]] = {
 }
 HIS_DIAGNOSIS_AGE = timedelta(days=30)
 
-# Two sessions a day, six 15-minute slots each, for a week starting tomorrow (Asia/Shanghai).
+# Two sessions a day, eight 15-minute slots each, for a week starting tomorrow (Asia/Shanghai).
 SESSION_STARTS = (time(8, 30), time(14, 0))
-SLOTS_PER_SESSION = 6
+SLOTS_PER_SESSION = 8
 SLOT_LENGTH = timedelta(minutes=15)
 SCHEDULE_DAYS = 7
 EXTRA_SLOTS_PER_SESSION = 2
@@ -366,6 +368,8 @@ async def seed_demo(
             [Disease(code=code, name=name, department_id=d.id) for d in DEPARTMENTS for code, name in d.diseases],
         )
         summary.users = await _seed_users(session)
+        # The demo's finance account resolves differences and writes off bad debts (new finance staff are clerks).
+        await apply_finance_level(session, "u-demo-finance", FinanceLevel.SUPERVISOR, None, "演示财务主管")
         await _upsert(
             session,
             Doctor,

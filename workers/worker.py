@@ -22,16 +22,25 @@ from temporalio.worker import Worker
 
 import workflows
 from activities.adapters.registry import Adapters, load_adapters
+from activities.aftercare import AftercareActivities
 from activities.billing import BillingActivities
+from activities.consultations import ConsultationActivities
 from activities.duty import DutyActivities
 from activities.fulfilment import FulfilmentActivities
+from activities.housekeeping import HousekeepingActivities
 from activities.identity import IdentityActivities
-from activities.insurance_book import NoInsuranceSettlements, standing_groups
+from activities.institutions import InstitutionActivities
+from activities.insurance_book import standing_groups
+from activities.insurance_pay import InsurancePayActivities, RecordedSettlements
+from activities.invoices import InvoiceActivities
 from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
+from activities.onboarding import OnboardingActivities
+from activities.pharmacy_routing import PharmacyNetwork
 from activities.prescriptions import PrescriptionActivities
-from activities.reconciliation import ReconciliationActivities
+from activities.reconciliation import ReconciliationActivities, statement_channels
 from activities.records import RecordActivities
+from activities.refund_requests import RefundRequestActivities
 from activities.revisit import RevisitActivities
 from activities.rules.engine import default_engine
 from activities.schedule_changes import ScheduleChangeActivities
@@ -42,36 +51,49 @@ from core.db import make_engine, make_sessionmaker
 from core.ledger.keys import load_signing_key
 from core.ledger.service import EvidenceLedger
 from core.logging import configure_logging
+from core.reconciliation import ReconciliationPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from workers.interceptors import LogContextInterceptor
 from workers.schedules import apply_schedules
+from workflows.adverse_reaction import AdverseReactionWorkflow
 from workflows.bill import BillWorkflow
 from workflows.duty import PharmacistDutyCheckWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
 from workflows.gateway_alert import GatewayAlertWorkflow
+from workflows.housekeeping import SecurityHousekeepingWorkflow
 from workflows.identity import IdentityVerificationWorkflow
+from workflows.institution import InstitutionRegistrationWorkflow
+from workflows.invoice import InvoiceWorkflow
 from workflows.ledger import LedgerTreeHeadWorkflow
+from workflows.onboarding import OnboardingWorkflow
 from workflows.prescription import PrescriptionWorkflow
 from workflows.reconciliation import DailyReconciliationWorkflow, ReconciliationWorkflow
+from workflows.refill import RefillReminderWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.revisit import RevisitCheckWorkflow
 from workflows.schedule_change import ScheduleChangeWorkflow
 from workflows.visit import VisitWorkflow
 
 WORKFLOWS: Sequence[type] = (
+    AdverseReactionWorkflow,
     BillWorkflow,
     DailyReconciliationWorkflow,
     FulfilmentWorkflow,
     GatewayAlertWorkflow,
     IdentityVerificationWorkflow,
+    InstitutionRegistrationWorkflow,
+    InvoiceWorkflow,
     LedgerTreeHeadWorkflow,
+    OnboardingWorkflow,
     PharmacistDutyCheckWorkflow,
     PrescriptionWorkflow,
     ReconciliationWorkflow,
+    RefillReminderWorkflow,
     RefundWorkflow,
     RevisitCheckWorkflow,
     ScheduleChangeWorkflow,
+    SecurityHousekeepingWorkflow,
     VisitWorkflow,
 )
 
@@ -90,36 +112,65 @@ def build_activities(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, adapters: Adapters
 ) -> ActivitySets:
     cipher = FieldCipher(settings.pii_key, settings.blind_index_key)
-    billing = BillingActivities(sessions, adapters.payment)
+    billing = BillingActivities(sessions, adapters.payment, merchants=adapters.merchants, settings=settings)
+    insurance_pay = InsurancePayActivities(sessions, cipher, adapters.insurance)
+    invoices = InvoiceActivities(sessions, cipher, adapters.invoice)
+    refund_requests = RefundRequestActivities(sessions)
     visits = VisitActivities(sessions, cipher, adapters.his)
     ledger = EvidenceLedger(sessions)
-    evidence = LedgerActivities(ledger, load_signing_key(settings), adapters.tsa)
+    evidence = LedgerActivities(ledger, load_signing_key(settings), adapters.tsa, adapters.ledger_anchor, sessions)
     signatures = Signatures(adapters.signer, adapters.tsa, ledger)
     prescriptions = PrescriptionActivities(sessions, cipher, adapters.pharmacy, default_engine(), signatures)
     records = RecordActivities(sessions, signatures)
-    fulfilment = FulfilmentActivities(sessions, cipher, adapters.pharmacy, adapters.courier)
-    revisit = RevisitActivities(sessions, cipher, adapters.his, adapters.emr, settings.revisit_sources)
-    identity = IdentityActivities(sessions, cipher, adapters.realname)
-    notices = NoticeActivities(sessions, cipher, adapters.notifier)
+    consultations = ConsultationActivities(sessions, signatures)
+    pharmacies = PharmacyNetwork(sessions, settings, adapters.pharmacy)
+    fulfilment = FulfilmentActivities(sessions, cipher, pharmacies, adapters.courier, signatures)
+    aftercare = AftercareActivities(sessions, settings.refill_reminder_lead_s)
+    revisit = RevisitActivities(
+        sessions,
+        cipher,
+        adapters.his,
+        adapters.emr,
+        settings.revisit_sources,
+        regional=adapters.regional,
+        ledger=ledger,
+        org_code=settings.hospital_org_code,
+    )
+    identity = IdentityActivities(sessions, cipher, adapters.realname, adapters.liveness)
+    onboarding = OnboardingActivities(sessions, cipher, adapters.practitioner, ledger)
+    institutions = InstitutionActivities(sessions, adapters.supervision)
+    housekeeping = HousekeepingActivities(sessions)
+    notices = NoticeActivities(
+        sessions, cipher, adapters.notifier, settings.notify_channels, links_base=settings.links_base
+    )
     schedule_changes = ScheduleChangeActivities(sessions)
     duty = DutyActivities(sessions)
     reconciliation = ReconciliationActivities(
         sessions,
-        {adapters.payment.name: adapters.payment},
+        statement_channels(adapters.payment, adapters.merchants.campuses()),
         adapters.insurance,
-        NoInsuranceSettlements(),
+        RecordedSettlements(sessions),
         standing_groups(settings),
+        ReconciliationPolicy.of(settings),
     )
     return ActivitySets(
         local=[
             billing.record_bill,
             billing.reserve_refund,
             billing.finish_refund,
+            billing.claim_refund,
+            billing.open_special_refund,
+            billing.record_negotiation,
+            insurance_pay.insurance_presented,
+            refund_requests.dispatch_status,
+            refund_requests.withdraw_fulfilment,
             visits.record_visit,
             visits.confirm_slot,
             visits.release_slot,
             visits.move_to_slot,
             visits.record_no_show,
+            visits.require_guardian,
+            consultations.record_invitation,
             records.save_medical_record,
             evidence.append_evidence,
             prescriptions.price_prescription,
@@ -131,33 +182,60 @@ def build_activities(
             fulfilment.issue_pickup_code,
             fulfilment.verify_pickup_code,
             fulfilment.record_fulfilment,
+            aftercare.plan_refill,
+            aftercare.refill_skipped,
+            aftercare.record_adverse_reaction,
             revisit.record_revisit_decision,
+            revisit.pending_uploads,
+            revisit.review_upload,
             identity.record_identity_result,
+            identity.record_liveness,
+            onboarding.application_facts,
+            onboarding.put_documents_on_record,
+            onboarding.record_checks,
+            onboarding.finish_onboarding,
+            institutions.record_institution,
+            housekeeping.purge_login_throttle,
             schedule_changes.record_change,
             schedule_changes.finish_change,
             reconciliation.open_run,
             reconciliation.match_statement,
             reconciliation.record_resolution,
             reconciliation.finish_run,
+            reconciliation.bad_debt_exposure,
         ],
         integration=[
             billing.create_channel_order,
             billing.close_channel_order,
             billing.request_channel_refund,
             billing.query_channel_refund,
+            insurance_pay.settle_bill_insurance,
+            insurance_pay.reverse_unknown_settlement,
+            insurance_pay.release_bill_insurance,
+            invoices.issue_invoice,
+            invoices.reverse_invoice,
             visits.register_with_his,
             visits.cancel_his_registration,
             prescriptions.check_prescription,
             # Also a local activity: flows started before signatures were SM2-signed and timestamped run it there.
             prescriptions.sign_prescription,
             records.sign_medical_record,
+            consultations.sign_opinion,
             evidence.sign_tree_head,
+            evidence.anchor_tree_head,
             fulfilment.submit_to_pharmacy,
             fulfilment.cancel_pharmacy_order,
             fulfilment.book_courier,
             fulfilment.track_shipment,
+            fulfilment.route_prescription,
+            fulfilment.sign_recheck,
             revisit.find_revisit_evidence,
             identity.verify_identity,
+            identity.check_liveness,
+            onboarding.lookup_practitioner,
+            institutions.submit_institution,
+            institutions.registration_status,
+            institutions.verify_institution,
             notices.send_notice,
             reconciliation.download_statement,
             reconciliation.check_insurance,

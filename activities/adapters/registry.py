@@ -16,12 +16,19 @@ from activities.adapters.courier import Courier
 from activities.adapters.emr import Emr
 from activities.adapters.his import His
 from activities.adapters.insurance import MedicalInsurance
+from activities.adapters.invoice import EInvoice
+from activities.adapters.ledger_anchor import LedgerAnchor
+from activities.adapters.liveness import Liveness
 from activities.adapters.notifier import Notifier
 from activities.adapters.payment import PaymentChannel
+from activities.adapters.payment.merchants import Merchants
 from activities.adapters.pharmacy import Pharmacy
+from activities.adapters.practitioner import PractitionerRegistry
 from activities.adapters.realname import RealName
+from activities.adapters.regional import RegionalHealthRecords
 from activities.adapters.rtc import Rtc
 from activities.adapters.signer import Signer
+from activities.adapters.supervision import SupervisionPlatform
 from activities.adapters.tsa import TimestampAuthority
 from core.settings import Settings
 
@@ -37,8 +44,14 @@ PROTOCOLS: dict[str, type] = {
     "tsa": TimestampAuthority,
     "emr": Emr,
     "insurance": MedicalInsurance,
+    "invoice": EInvoice,
     "signer": Signer,
     "rtc": Rtc,
+    "practitioner": PractitionerRegistry,
+    "supervision": SupervisionPlatform,
+    "liveness": Liveness,
+    "ledger_anchor": LedgerAnchor,
+    "regional": RegionalHealthRecords,
 }
 
 
@@ -52,8 +65,12 @@ def available(protocol: str) -> list[str]:
     return sorted(ep.name[len(prefix) :] for ep in entry_points(group=GROUP) if ep.name.startswith(prefix))
 
 
-def load_adapter(protocol: str, name: str, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Any:
-    """Instantiate the implementation `<protocol>.<name>` with (sessions, settings) and check it fits its Protocol."""
+def load_adapter(
+    protocol: str, name: str, sessions: async_sessionmaker[AsyncSession], settings: Settings, **options: Any
+) -> Any:
+    """Instantiate the implementation `<protocol>.<name>` with (sessions, settings, **options) and check it fits its
+    Protocol. Options name which peer an instance talks to where one implementation serves several (a partner
+    pharmacy's `pharmacy_id`)."""
     expected = PROTOCOLS.get(protocol)
     if expected is None:
         raise AdapterNotFound(f"unknown adapter protocol {protocol!r}; known: {', '.join(sorted(PROTOCOLS))}")
@@ -65,7 +82,7 @@ def load_adapter(protocol: str, name: str, sessions: async_sessionmaker[AsyncSes
             " (an editable install must be re-installed after entry points change)"
         )
     cls = next(iter(found)).load()
-    adapter = cls(sessions, settings)
+    adapter = cls(sessions, settings, **options)
     # runtime_checkable only checks that the members exist, not their signatures; the contract suites do the rest.
     if not isinstance(adapter, expected):
         raise TypeError(f"{cls.__module__}.{cls.__qualname__} does not implement {expected.__name__}")
@@ -87,12 +104,22 @@ class Adapters:
     insurance: MedicalInsurance
     signer: Signer
     rtc: Rtc
+    practitioner: PractitionerRegistry
+    supervision: SupervisionPlatform
+    regional: RegionalHealthRecords
+    invoice: EInvoice
+    # The payment channel of each campus's merchant and the rule that picks one per bill (`payment` is the default).
+    merchants: Merchants
+    # Optional systems (liveness, ledger anchor): None when the settings name no implementation. Keep these last.
+    liveness: Liveness | None = None
+    ledger_anchor: LedgerAnchor | None = None
 
 
 def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Adapters:
+    payment = load_adapter("payment", settings.adapter_payment, sessions, settings)
     return Adapters(
         his=load_adapter("his", settings.adapter_his, sessions, settings),
-        payment=load_adapter("payment", settings.adapter_payment, sessions, settings),
+        payment=payment,
         pharmacy=load_adapter("pharmacy", settings.adapter_pharmacy, sessions, settings),
         courier=load_adapter("courier", settings.adapter_courier, sessions, settings),
         notifier=load_adapter("notifier", settings.adapter_notifier, sessions, settings),
@@ -102,4 +129,18 @@ def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings
         insurance=load_adapter("insurance", settings.adapter_insurance, sessions, settings),
         signer=load_adapter("signer", settings.adapter_signer, sessions, settings),
         rtc=load_adapter("rtc", settings.adapter_rtc, sessions, settings),
+        practitioner=load_adapter("practitioner", settings.adapter_practitioner, sessions, settings),
+        supervision=load_adapter("supervision", settings.adapter_supervision, sessions, settings),
+        liveness=load_optional("liveness", settings.adapter_liveness, sessions, settings),
+        ledger_anchor=load_optional("ledger_anchor", settings.adapter_ledger_anchor, sessions, settings),
+        regional=load_adapter("regional", settings.adapter_regional, sessions, settings),
+        invoice=load_adapter("invoice", settings.adapter_invoice, sessions, settings),
+        merchants=Merchants.load(
+            settings, payment, lambda campus: load_adapter("payment", settings.adapter_payment, sessions, campus)
+        ),
     )
+
+
+def load_optional(protocol: str, name: str, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Any:
+    """`load_adapter`, or None for a system the hospital does not use (an empty name)."""
+    return load_adapter(protocol, name, sessions, settings) if name else None

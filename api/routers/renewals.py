@@ -14,6 +14,7 @@ from api.auth import DoctorDep
 from api.deps import CipherDep, SessionDep, TemporalDep
 from api.errors import Problem, problem_responses
 from api.idempotency import idempotent
+from api.permissions import PrescriberDep
 from api.services.access import visible_visit
 from api.services.audit import audit
 from api.services.renewals import open_visit_diseases, renewable, renewal_source
@@ -86,7 +87,7 @@ async def renew(
     visit_id: str,
     body: RenewIn,
     request: Request,
-    actor: DoctorDep,
+    actor: PrescriberDep,
     session: SessionDep,
     cipher: CipherDep,
     temporal: TemporalDep,

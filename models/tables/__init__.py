@@ -3,20 +3,26 @@
 Importing this package registers every table on `SQLModel.metadata` (Alembic reads it from here).
 """
 
+from models.tables.aftercare import AdverseReactionReport
 from models.tables.audit import AuditEvent
-from models.tables.billing import Bill, Refund
+from models.tables.billing import Bill, Refund, RefundNegotiation
 from models.tables.catalogue import Department, Disease, Herb
 from models.tables.clinical import MedicalRecord, MedicalRecordAddendum, Prescription, Visit
 from models.tables.conduct import BookingBlock, NoShow
 from models.tables.consult import ConsultCall, ConsultMedia, ConsultMessage, ConsultRead
+from models.tables.consultation import VisitConsultant
 from models.tables.duty import PharmacistDuty
 from models.tables.fulfilment import Fulfilment
-from models.tables.identity import AccessToken, Consent, Doctor, Patient, Pharmacist, User
+from models.tables.guardian import VisitGuardian
+from models.tables.identity import AccessToken, Consent, Doctor, LivenessCheck, Patient, Pharmacist, User
+from models.tables.institution import Institution
+from models.tables.insurance import InsuranceCredential, InsuranceSettlement
 from models.tables.integration import IntegrationApp, IntegrationCounter, IntegrationNonce
-from models.tables.ledger import LedgerEntry, LedgerNode, LedgerTreeHead
+from models.tables.ledger import LedgerAnchor, LedgerEntry, LedgerNode, LedgerTreeHead
+from models.tables.pharmacies import PartnerPharmacy, PharmacyStaff, SandboxPartnerStock
 from models.tables.platform import IdempotencyRecord, Notification
 from models.tables.reconciliation import ChannelStatement, ChannelStatementLine, ReconciliationItem, ReconciliationRun
-from models.tables.revisit import RevisitEligibility
+from models.tables.revisit import RevisitEligibility, RevisitUpload
 from models.tables.sandbox import SandboxCall, SandboxHisDiagnosis, SandboxPayOrder, SandboxRefund, SandboxShipment
 from models.tables.scheduling import Schedule, ScheduleChange, Slot
 from models.tables.security import (
@@ -27,9 +33,11 @@ from models.tables.security import (
     RolePermission,
     UserPermission,
 )
+from models.tables.staff import StaffApplication, StaffDocument
 
 __all__ = [
     "AccessToken",
+    "AdverseReactionReport",
     "AuditEvent",
     "Bill",
     "BookingBlock",
@@ -46,12 +54,17 @@ __all__ = [
     "Fulfilment",
     "Herb",
     "IdempotencyRecord",
+    "Institution",
+    "InsuranceCredential",
+    "InsuranceSettlement",
     "IntegrationApp",
     "IntegrationCounter",
     "IntegrationNonce",
+    "LedgerAnchor",
     "LedgerEntry",
     "LedgerNode",
     "LedgerTreeHead",
+    "LivenessCheck",
     "LoginThrottle",
     "MedicalRecord",
     "MedicalRecordAddendum",
@@ -59,25 +72,34 @@ __all__ = [
     "MfaFactor",
     "NoShow",
     "Notification",
+    "PartnerPharmacy",
     "Patient",
     "PermissionEntry",
     "Pharmacist",
     "PharmacistDuty",
+    "PharmacyStaff",
     "Prescription",
     "ReconciliationItem",
     "ReconciliationRun",
     "Refund",
+    "RefundNegotiation",
     "RevisitEligibility",
+    "RevisitUpload",
     "RolePermission",
     "SandboxCall",
     "SandboxHisDiagnosis",
+    "SandboxPartnerStock",
     "SandboxPayOrder",
     "SandboxRefund",
     "SandboxShipment",
     "Schedule",
     "ScheduleChange",
     "Slot",
+    "StaffApplication",
+    "StaffDocument",
     "User",
     "UserPermission",
     "Visit",
+    "VisitConsultant",
+    "VisitGuardian",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.tables._types import Json, Timestamp
@@ -18,6 +19,9 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=16, index=True)
     display_name: str = Field(max_length=64)
     disabled: bool = False
+    # An initial password someone else chose (batch-created staff): sign-ins reach only the password change until
+    # the owner sets their own (api/auth.py PASSWORD_CHANGE_SCOPE).
+    must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
     created_at: datetime = Timestamp(default_now=True)
 
 
@@ -99,3 +103,21 @@ class Pharmacist(SQLModel, table=True):
     user_id: str = Field(foreign_key="users.id", unique=True)
     name: str = Field(max_length=32)
     licence_no: str = Field(max_length=32)
+
+
+class LivenessCheck(SQLModel, table=True):
+    """A liveness and face-match check made during real-name verification (8.5.1.4), kept whatever its outcome."""
+
+    __tablename__ = "liveness_checks"
+    __table_args__ = (UniqueConstraint("patient_id", "submission", "token_digest", name="liveness_check_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(foreign_key="patients.id", index=True, max_length=40)
+    submission: str = Field(max_length=64)
+    # SM3 of the provider's one-time token: which live check this was, without keeping the token.
+    token_digest: str = Field(max_length=64)
+    passed: bool
+    score: int | None = None
+    reason: str | None = None
+    provider_ref: str | None = Field(default=None, max_length=64)
+    checked_at: datetime = Timestamp(default_now=True)

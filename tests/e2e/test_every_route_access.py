@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from models.common import HOSPITAL_TZ
+from tests.e2e.test_doctor_day import upload_record
 from workers.journey import PRESCRIPTION, RECORD, Journey
 from workers.seed import DEMO_HIS_DIAGNOSES, DEMO_IDENTITIES
 
@@ -48,6 +51,8 @@ NOT_WALKED: set[str] = {
     "GET /api/v1/service-info",  # public hospital information
     "GET /api/v1/notices",  # public notices
     "GET /api/v1/revisit-checks",  # the caller's own revisit checks
+    "POST /api/v1/revisit-uploads",  # uploads the caller's own record for their revisit check
+    "GET /api/v1/revisit-uploads",  # the caller's own uploads (checked by the list test)
     "POST /api/v1/revisit-checks",  # starts the caller's own revisit check
     "POST /api/v1/bookings",  # books for the caller, a slot is not patient data
     "GET /api/v1/visits",  # the caller's own list (checked by the list test)
@@ -58,8 +63,10 @@ NOT_WALKED: set[str] = {
     "GET /api/v1/pharmacists/me/duty",  # the caller's own duty status
     "POST /api/v1/pharmacists/me/duty",  # the caller's own duty status
     "GET /api/v1/pharmacists/on-duty",  # who is on duty: staff names, no patient data
+    "GET /api/v1/pharmacies",  # public catalogue: the partner pharmacies patients may choose
     "POST /api/v1/callbacks/payments/{channel}",  # channel callback, authenticated by the channel's signature
     "POST /api/v1/callbacks/couriers/{name}",  # courier callback, authenticated by the courier's signature
+    "POST /api/v1/staff-applications",  # a doctor or pharmacist registering: creates their own account, no patient data
 }
 
 # Path parameters that do not name the owner's records get a plausible value of someone else's object; the walker
@@ -79,6 +86,13 @@ PLACEHOLDERS = {
     "app_id": "app-1",
     "waybill_no": "SF0000000001",
     "name": "sandbox",
+    "refund_id": "refund-1",
+    "pharmacy_id": "hospital",
+    "pharmacist_id": "ph-1",
+    "report_id": "rx-1-adr000000",
+    "staff_id": "stf-1",
+    "document_id": "sdoc-1",
+    "institution_id": "inst-1",
 }
 
 # The smallest valid body of each walked write (a 422 would not show whether access was checked).
@@ -93,6 +107,16 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/visits/{visit_id}/messages": {"body": "x", "client_msg_id": "walker-1"},
     "POST /api/v1/visits/{visit_id}/messages/read": {"up_to": 1},
     "POST /api/v1/visits/{visit_id}/calls": {"media": "audio"},
+    "PUT /api/v1/visits/{visit_id}/guardian": {
+        "guardian_name": "x",
+        "guardian_id_card_no": "110101198001010010",
+        "relationship": "x",
+        "physician_name": "x",
+        "physician_licence_no": "1",
+    },
+    "POST /api/v1/visits/{visit_id}/consultants": {"consultant_id": "doc-2", "reason": "x"},
+    "POST /api/v1/visits/{visit_id}/opinions": {"opinion": "x"},
+    "POST /api/v1/revisit-uploads/{upload_id}/review": {"approve": True},
     "POST /api/v1/prescriptions/{prescription_id}/sign": {"reason": None},
     "POST /api/v1/prescriptions/{prescription_id}/revise": PRESCRIPTION,
     "POST /api/v1/prescriptions/{prescription_id}/review": {"approve": True, "reason": "x"},
@@ -100,16 +124,44 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/prescriptions/{prescription_id}/dispense": {"approve": True, "note": "x"},
     "POST /api/v1/prescriptions/{prescription_id}/sign-off": {"pickup_code": "123456"},
     "POST /api/v1/prescriptions/{prescription_id}/sign-off/unlock": {"reason": "x"},
+    "POST /api/v1/prescriptions/{prescription_id}/adverse-reactions": {"severity": "mild", "symptoms": "x"},
+    "POST /api/v1/adverse-reactions/{report_id}/response": {"action": "continue", "advice": "x"},
+    "PUT /api/v1/admin/pharmacies/{pharmacy_id}": {"name": "x", "adapter": "sandbox"},
     "PUT /api/v1/admin/users/{user_id}/permissions/{permission}": {"effect": "grant", "reason": "x"},
     "PUT /api/v1/admin/roles/{role}/permissions/{permission}": {"granted": True, "reason": "x"},
+    "PUT /api/v1/admin/users/{user_id}/finance-level": {"level": "supervisor", "reason": "x"},
     "POST /api/v1/admin/users/{user_id}/unlock": {"reason": "x"},
     "POST /api/v1/admin/booking-blocks/{block_id}/lift": {"reason": "x"},
     "POST /api/v1/schedules/{schedule_id}/extra-slots": {"reason": "x", "patient_id": "{patient_id}"},
     "POST /api/v1/schedules/{schedule_id}/changes": {"kind": "leave", "reason": "x"},
     "POST /api/v1/reconciliation/runs/{run_id}/items/{item_id}/resolution": {"resolution": "written_off", "note": "x"},
+    "POST /api/v1/reconciliation/runs": {"channel": "sandbox", "bill_date": "2026-01-01"},
     "POST /api/v1/sandbox/courier/{waybill_no}/advance": {"status": "delivered", "note": "x"},
     "POST /api/v1/temporal-codec/decode": {"payloads": []},
+    "POST /api/v1/bills/{bill_id}/refunds": {"reason_code": "patient_unable_to_attend", "reason": "x"},
+    "POST /api/v1/bills/{bill_id}/special-refunds": {"reason": "x", "amount_fen": 1},
+    "POST /api/v1/refunds/{refund_id}/negotiation": {"party": "hospital", "agreed": True},
+    "POST /api/v1/refunds/{refund_id}/conclusion": {"approve": False, "note": "x"},
+    "POST /api/v1/prescriptions/{prescription_id}/refund-request": {"reason": "x"},
+    "POST /api/v1/prescriptions/{prescription_id}/refund-request/decision": {"approve": False, "note": "x"},
     "POST /api/v1/temporal-codec/encode": {"payloads": []},
+    "POST /api/v1/admin/users/{user_id}/disable": {"reason": "x"},
+    "POST /api/v1/admin/users/{user_id}/enable": {"reason": "x"},
+    "POST /api/v1/admin/staff-applications/{staff_id}/review": {"approve": True},
+    "POST /api/v1/admin/institutions": {
+        "code": "PDY0001",
+        "name": "走查医院",
+        "kind": "互联网医院",
+        "licence_no": "PDY0001",
+        "access_ips": ["203.0.113.10"],
+    },
+    "PUT /api/v1/admin/institutions/{institution_id}": {
+        "code": "PDY0001",
+        "name": "走查医院",
+        "kind": "互联网医院",
+        "licence_no": "PDY0001",
+        "access_ips": ["203.0.113.10"],
+    },
 }
 
 # Query parameters that can name the owner (admin searches): walked with the owner's ids.
@@ -164,6 +216,8 @@ async def owned(make_stack):
     await journey.visit_stage(visit["visit_id"], "waiting_doctor", journey.patient)
     # consult() writes the record (PUT …/record with RECORD) and signs it (POST …/record/sign) as the doctor.
     prescription_id = await journey.consult(visit["visit_id"])
+    visited_on = (datetime.now(HOSPITAL_TZ).date() - timedelta(days=30)).isoformat()
+    upload = await upload_record(journey, disease, visited_on)
     me = await journey.call("GET", "/me", journey.patient)
     inbox = await journey.call("GET", "/me/notifications", journey.patient)
     ids = {
@@ -175,6 +229,7 @@ async def owned(make_stack):
         "subject_id": me["patient"]["id"],
         "notification_id": str(inbox["items"][0]["id"]),
         "call_id": "call-unknown",
+        "upload_id": upload["upload_id"],
         **journey.extra,
     }
     other = Journey(stack.http, patient="demo-patient2", doctor="demo-doctor2")
@@ -247,6 +302,7 @@ async def test_another_patient_is_refused_by_every_route(owned) -> None:
         ("/prescriptions", "prescription_id", "prescription_id"),
         ("/bills", "bill_id", "bill_id"),
         ("/records", "visit_id", "visit_id"),
+        ("/revisit-uploads", "upload_id", "upload_id"),
     ):
         answer = await other.http.get(f"/api/v1{listing}", headers=headers)
         assert answer.status_code == 200, listing

@@ -28,6 +28,7 @@ from models.tables import (
     Schedule,
     Slot,
     User,
+    UserPermission,
 )
 from workers import seed
 
@@ -74,7 +75,7 @@ async def test_seeding_twice_creates_the_demo_hospital_once(sessions, settings: 
     schedule_ids = [schedule.id for schedule in schedules]
     assert await _count(sessions, Schedule.id, schedule_ids) == len(schedules)
     # Each session generated its six slots once; the second run added none.
-    assert await _count(sessions, Slot.schedule_id, schedule_ids) == 6 * 7 * 2 * 6
+    assert await _count(sessions, Slot.schedule_id, schedule_ids) == 6 * 7 * 2 * 8
     assert await _count(sessions, SandboxHisDiagnosis.encounter_id, ["his-enc-demo-1", "his-enc-demo-2"]) == 2
 
 
@@ -97,6 +98,22 @@ async def test_accounts_roles_and_password(sessions, settings: Settings) -> None
     assert patient is not None and patient.user_id == users["demo-patient"].id
 
 
+async def test_the_demo_finance_account_is_a_supervisor(sessions, settings: Settings) -> None:
+    await seed.seed_demo(sessions, settings)
+    async with sessions() as session:
+        held = dict(
+            (
+                await session.execute(
+                    select(col(UserPermission.permission), col(UserPermission.granted)).where(
+                        col(UserPermission.user_id) == "u-demo-finance"
+                    )
+                )
+            ).all()
+        )
+    # Finance staff are clerks by role (reconciliation.read); the demo's may also resolve and write off.
+    assert held == {"reconciliation.manage": True, "reconciliation.write_off": True}
+
+
 async def _demo_week(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[Schedule], list[Slot]]:
     first_day = seed.first_schedule_day()
     ids = [schedule.id for schedule in seed.demo_schedules(first_day, datetime.now(UTC))]
@@ -115,11 +132,11 @@ async def test_slots_are_in_business_hours_with_fees_by_title(sessions, settings
     async with sessions() as session:
         diseases = {disease.code: disease for disease in (await session.execute(select(Disease))).scalars()}
     doctors = {doctor.id: doctor for doctor in seed.DOCTORS}
-    assert len(slots) == 504
+    assert len(slots) == 672
     for slot in slots:
         local = slot.starts_at.astimezone(seed.SHANGHAI)
         assert local.date() >= first_day
-        assert (8, 30) <= (local.hour, local.minute) < (10, 0) or (14, 0) <= (local.hour, local.minute) < (15, 30)
+        assert (8, 30) <= (local.hour, local.minute) < (10, 30) or (14, 0) <= (local.hour, local.minute) < (16, 0)
         assert slot.ends_at - slot.starts_at == timedelta(minutes=15)
         doctor = doctors[slot.doctor_id]
         assert slot.fee_fen == seed.SERVICE_FEES_BY_TITLE[doctor.title]["text"]

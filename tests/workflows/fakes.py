@@ -4,12 +4,13 @@ server without PostgreSQL or adapters. Every call is recorded; behaviour is set 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.adapters.his import HisRegistration
+from models.aftercare import AdverseReactionInput, AdverseReactionState
 from models.billing import (
     BillInput,
     BillState,
@@ -20,14 +21,21 @@ from models.billing import (
     RefundResult,
     RefundStatus,
 )
+from models.consultation import GiveOpinion, InviteConsultant
 from models.duty import DutyStatus
 from models.fulfilment import (
+    OWN_PHARMACY,
     CourierEvent,
+    DispenseCheck,
     FulfilmentInput,
     FulfilmentState,
     PharmacyOrder,
+    PharmacyRoute,
+    RefillInput,
+    RefillPlan,
     Shipment,
 )
+from models.guardian import GUARDIAN_REQUIRED_MESSAGE
 from models.identity import IdentityCheckInput, RealNameResult
 from models.notify import Notice
 from models.prescription import (
@@ -43,15 +51,24 @@ from models.prescription import (
     SignRequest,
     Verdict,
 )
-from models.revisit import OfflineDiagnosis, RevisitDecision, RevisitEvidenceQuery
+from models.revisit import (
+    EvidenceSource,
+    OfflineDiagnosis,
+    RevisitCheckInput,
+    RevisitDecision,
+    RevisitEvidenceQuery,
+    UploadReview,
+)
 from models.schedule_change import AffectedVisit, ScheduleChangeInput
 from models.signature import SignatureRecord
 from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState, WriteRecord
+from tests.workflows.money_fakes import MoneyFakes
 from workers.worker import ActivitySets
 
 
-class FakeWorld:
+class FakeWorld(MoneyFakes):
     def __init__(self) -> None:
+        super().__init__()
         self.calls: Counter[str] = Counter()
         self.notices: list[Notice] = []
         self.refunds: list[RefundInput] = []
@@ -71,9 +88,28 @@ class FakeWorld:
         self.no_shows: list[VisitInput] = []
         self.his_registrations: list[VisitInput] = []
         self.forced: list[ForcedThrough] = []
+        # Doctor's day: whether prescribing finds a child under six without a guardian recorded, why an invitation is
+        # refused (if it is), the invitations and opinions stored; the uploads waiting for review, the reviews stored.
+        self.guardian_missing = False
+        self.invite_refusal: tuple[str, str] | None = None
+        self.invitations: list[InviteConsultant] = []
+        self.opinions: list[GiveOpinion] = []
+        self.pending: list[str] = []
+        self.reviews: list[UploadReview] = []
         # Pharmacist duty: what `duty_status` finds, and the business-hours openings it was asked about.
         self.duty = DutyStatus(on_duty=1)
         self.duty_asked: list[datetime] = []
+        # Fulfilment: where routing sends the prescription (or why nowhere), the orders and re-checks it saw.
+        self.route = PharmacyRoute(pharmacy_id=OWN_PHARMACY, name="本院药房", own=True, reason="院内取药，饮片库存充足")
+        self.no_pharmacy: str | None = None
+        self.orders: list[str | None] = []
+        self.rechecks: list[DispenseCheck] = []
+        # Aftercare: the refill reminder's delay after sign-off (None: no reminder), whether it was renewed already,
+        # and every state the adverse reaction flows recorded.
+        self.refill_after_s: float | None = 3600.0
+        self.refill_skip: str | None = None
+        self.refills: list[RefillInput] = []
+        self.reactions: list[AdverseReactionState] = []
 
     def _seen(self) -> None:
         self.calls[activity.info().activity_type] += 1
@@ -240,16 +276,35 @@ class FakeWorld:
         return self.duty
 
     # --- fulfilment ---
-    @activity.defn(name="submit_to_pharmacy")
-    async def submit_to_pharmacy(self, prescription_id: str) -> PharmacyOrder:
+    @activity.defn(name="route_prescription")
+    async def route_prescription(self, prescription_id: str) -> PharmacyRoute:
         self._seen()
+        if self.no_pharmacy is not None:
+            raise ApplicationError(self.no_pharmacy, type="NO_PHARMACY", non_retryable=True)
+        return self.route
+
+    @activity.defn(name="submit_to_pharmacy")
+    async def submit_to_pharmacy(self, prescription_id: str, pharmacy_id: str | None = None) -> PharmacyOrder:
+        self._seen()
+        self.orders.append(pharmacy_id)
         if self.pharmacy_refuses:
             raise ApplicationError("甘草库存不足", type="STOCK_SHORT", non_retryable=True)
-        return PharmacyOrder(order_no=f"PH-{prescription_id}", pharmacy="fake")
+        return PharmacyOrder(order_no=f"PH-{prescription_id}", pharmacy=pharmacy_id or "fake")
 
     @activity.defn(name="cancel_pharmacy_order")
-    async def cancel_pharmacy_order(self, prescription_id: str, order_no: str) -> None:
+    async def cancel_pharmacy_order(self, prescription_id: str, order_no: str, pharmacy_id: str | None = None) -> None:
         self._seen()
+
+    @activity.defn(name="sign_recheck")
+    async def sign_recheck(self, prescription_id: str, check: DispenseCheck) -> SignatureRecord:
+        self._seen()
+        self.rechecks.append(check)
+        return SignatureRecord(
+            signer_id=check.pharmacist_id,
+            digest=f"recheck-{prescription_id}",
+            signed_at=datetime.now(UTC),
+            reason=check.note,
+        )
 
     @activity.defn(name="book_courier")
     async def book_courier(self, prescription_id: str) -> Shipment:
@@ -275,6 +330,29 @@ class FakeWorld:
     async def record_fulfilment(self, fulfilment: FulfilmentInput, state: FulfilmentState) -> None:
         self._seen()
 
+    # --- aftercare ---
+    @activity.defn(name="plan_refill")
+    async def plan_refill(self, refill: RefillInput) -> RefillPlan:
+        self._seen()
+        self.refills.append(refill)
+        after = self.refill_after_s
+        return RefillPlan(
+            remind_at=refill.signed_at + timedelta(seconds=after) if after is not None else None,
+            course_ends_at=refill.signed_at + timedelta(seconds=(after or 0) * 2),
+            doctor_name="李医生",
+            disease_name="胃痞病",
+        )
+
+    @activity.defn(name="refill_skipped")
+    async def refill_skipped(self, prescription_id: str) -> str | None:
+        self._seen()
+        return self.refill_skip
+
+    @activity.defn(name="record_adverse_reaction")
+    async def record_adverse_reaction(self, report: AdverseReactionInput, state: AdverseReactionState) -> None:
+        self._seen()
+        self.reactions.append(state)
+
     # --- revisit and identity ---
     @activity.defn(name="find_revisit_evidence")
     async def find_revisit_evidence(self, query: RevisitEvidenceQuery) -> list[OfflineDiagnosis]:
@@ -294,6 +372,48 @@ class FakeWorld:
     async def record_identity_result(self, check: IdentityCheckInput, result: RealNameResult) -> None:
         self._seen()
 
+    # --- doctor's day: guardians, consultations, reviewed uploads ---
+    @activity.defn(name="require_guardian")
+    async def require_guardian(self, visit: VisitInput) -> None:
+        self._seen()
+        if self.guardian_missing:
+            raise ApplicationError(GUARDIAN_REQUIRED_MESSAGE, type="GUARDIAN_REQUIRED", non_retryable=True)
+
+    @activity.defn(name="record_invitation")
+    async def record_invitation(self, visit: VisitInput, invite: InviteConsultant) -> None:
+        self._seen()
+        if self.invite_refusal is not None:
+            code, message = self.invite_refusal
+            raise ApplicationError(message, type=code, non_retryable=True)
+        self.invitations.append(invite)
+
+    @activity.defn(name="sign_opinion")
+    async def sign_opinion(self, visit: VisitInput, opinion: GiveOpinion) -> SignatureRecord:
+        self._seen()
+        self.opinions.append(opinion)
+        return SignatureRecord(signer_id=opinion.doctor_id, digest="opinion-digest", signed_at=datetime.now(UTC))
+
+    @activity.defn(name="pending_uploads")
+    async def pending_uploads(self, check: RevisitCheckInput) -> list[str]:
+        self._seen()
+        return list(self.pending)
+
+    @activity.defn(name="review_upload")
+    async def review_upload(self, check: RevisitCheckInput, review: UploadReview) -> OfflineDiagnosis | None:
+        self._seen()
+        self.reviews.append(review)
+        if not review.approve:
+            return None
+        return OfflineDiagnosis(
+            encounter_id=f"upload:{review.upload_id}",
+            disease_code=check.disease_code,
+            disease_name="胃痞病",
+            diagnosed_at=datetime.now(UTC) - timedelta(days=20),
+            department="",
+            doctor_name="",
+            source=EvidenceSource.UPLOAD,
+        )
+
     def activity_sets(self) -> ActivitySets:
         local = [
             self.record_visit, self.confirm_slot, self.release_slot, self.save_medical_record, self.record_bill,
@@ -301,11 +421,16 @@ class FakeWorld:
             self.record_prescription, self.save_delivery_details, self.issue_pickup_code, self.verify_pickup_code,
             self.record_fulfilment, self.record_revisit_decision, self.record_identity_result, self.move_to_slot,
             self.record_no_show, self.record_change, self.finish_change, self.record_forced, self.duty_status,
+            self.plan_refill, self.refill_skipped, self.record_adverse_reaction,
+            self.require_guardian, self.record_invitation, self.pending_uploads, self.review_upload,
         ]  # fmt: skip
         integration = [
             self.register_with_his, self.cancel_his_registration, self.create_channel_order, self.close_channel_order,
             self.request_channel_refund, self.query_channel_refund, self.send_notice, self.check_prescription,
             self.submit_to_pharmacy, self.cancel_pharmacy_order, self.book_courier, self.track_shipment,
             self.find_revisit_evidence, self.verify_identity, self.sign_prescription, self.sign_medical_record,
+            self.route_prescription, self.sign_recheck,
+            self.sign_opinion,
         ]  # fmt: skip
-        return ActivitySets(local=local, integration=integration)
+        money_local, money_integration = self.money_activities()
+        return ActivitySets(local=local + money_local, integration=integration + money_integration)
