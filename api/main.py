@@ -57,6 +57,7 @@ from api.routers import (
     temporal_codec,
     visits,
 )
+from api.services import bookings as bookings_service
 from api.services.identity import identity_verifier
 from core.crypto.sm import FieldCipher
 from core.db import fill_pool, make_engine, make_pool, make_sessionmaker
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             configure_logging(current.log_level)  # a served app; tests keep their own logging
         current.check()
         engine = make_engine(current)
-        pg = await make_pool(current)
+        pg = await make_pool(current, prepare=bookings_service.prepare_connection)
         await fill_pool(pg)
         try:
             sessions = make_sessionmaker(engine)

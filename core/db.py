@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -32,15 +32,21 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
-async def make_pool(settings: Settings, *, size: int = 10) -> asyncpg.Pool:
+async def make_pool(
+    settings: Settings,
+    *,
+    size: int = 10,
+    prepare: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
     """Plain asyncpg connections for the statements every request or every booking runs (token check, idempotency
     claims, the slot attempt): through the ORM each of them costs several times the work PostgreSQL does for it.
     asyncpg prepares and caches each statement per connection, and replaces a connection the server closed.
 
     Their plans are generic: planning the booking statement costs PostgreSQL more than running it, and PostgreSQL's
     default would keep planning it afresh for every execution whenever the generic plan looks costlier on paper.
-    Connections once opened stay open (see `fill_pool`). Nothing connects here, so a process starts while the
-    database is down and says so in its health check."""
+    Connections once opened stay open (see `fill_pool`), and `prepare` runs on each as it opens, so whatever a first
+    execution costs (parsing, planning, learning the result's types) is paid then and not in a release-time rush.
+    Nothing connects here, so a process starts while the database is down and says so in its health check."""
     return await asyncpg.create_pool(
         settings.libpq_database_url,
         min_size=0,
@@ -48,6 +54,7 @@ async def make_pool(settings: Settings, *, size: int = 10) -> asyncpg.Pool:
         max_inactive_connection_lifetime=0,
         server_settings={"plan_cache_mode": "force_generic_plan"},
         reset=_keep_session,
+        init=prepare,
     )
 
 
