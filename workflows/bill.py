@@ -70,6 +70,9 @@ class BillWorkflow:
 
     @workflow.run
     async def run(self, bill: BillInput) -> BillState:
+        # Both patches are asked before any step: one asked right after a local activity can be met before its marker
+        # on replay.
+        invoices = workflow.patched(E_INVOICE)
         if workflow.patched(INSURANCE_AT_PAYMENT) and await db(
             InsurancePayActivities.insurance_presented, bill.bill_id
         ):
@@ -106,7 +109,7 @@ class BillWorkflow:
             self._state.transaction_id = self._notice.transaction_id
             self._state.paid_at = self._notice.paid_at or workflow.now()
             await db(BillingActivities.record_bill, bill, self._state)
-            if workflow.patched(E_INVOICE):
+            if invoices:
                 await workflow.start_child_workflow(
                     InvoiceWorkflow.run,
                     InvoiceTask(bill_id=bill.bill_id, patient_id=bill.patient_id),

@@ -78,6 +78,8 @@ class PrescriptionWorkflow(PrescriptionRefundRequests):
 
     @workflow.run
     async def run(self, rx: PrescriptionInput) -> PrescriptionState:
+        # Asked before any step: a patch asked right after a local activity can be met before its marker on replay.
+        self._takes_requests = workflow.patched(RX_REFUND_REQUESTS)
         await self._record()  # listed at once; the check result follows
         await self._check()
         while True:
@@ -162,7 +164,6 @@ class PrescriptionWorkflow(PrescriptionRefundRequests):
         self._state.stage = RxStage.FULFILLING
         await self._record()
         self._notices.send("paid", patient, "rx_paid", usage=self._draft.usage)
-        self._takes_requests = workflow.patched(RX_REFUND_REQUESTS)
         self._fulfilment = await workflow.start_child_workflow(
             FulfilmentWorkflow.run,
             FulfilmentInput(
