@@ -145,21 +145,21 @@ async def test_a_doctor_with_two_years_of_practice_is_turned_down_and_told_why(m
 
     rejected = await until(mine, lambda state: state["status"] == "rejected", "the rejection")
     assert "不足 3 年" in rejected["reason"]
-    async with stack.sessions() as session:
-        texts = (
-            (
-                await session.execute(
-                    text(
-                        "SELECT request FROM sandbox_calls WHERE system = 'notifier' AND request->>'user_id' = "
-                        "(SELECT user_id FROM staff_applications WHERE id = :s)"
-                    ),
-                    {"s": staff_id},
-                )
+
+    async def notices() -> list[Any]:
+        async with stack.sessions() as session:
+            sent = await session.execute(
+                text(
+                    "SELECT request FROM sandbox_calls WHERE system = 'notifier' AND request->>'user_id' = "
+                    "(SELECT user_id FROM staff_applications WHERE id = :s)"
+                ),
+                {"s": staff_id},
             )
-            .scalars()
-            .all()
-        )
-    assert texts and all("不足 3 年" in sent["body"] for sent in texts)
+            return list(sent.scalars().all())
+
+    # The notice goes out beside the flow, a moment after the application shows as rejected.
+    texts = await until(notices, bool, "the rejection notice")
+    assert all("不足 3 年" in sent["body"] for sent in texts)
     # Rejected: the application is open again for better documents.
     again = await stack.http.post(
         "/api/v1/staff-applications/me/documents",
