@@ -130,9 +130,12 @@ async def test_a_doctor_registers_is_checked_approved_and_works_as_a_doctor(make
     assert me["role"] == "doctor"
     public = await http.get(f"/api/v1/doctors/{staff_id}")
     assert public.status_code == 200 and public.json()["title"] == "副主任医师"
-    # Told through the notifier, as an in-app notice too.
-    inbox = (await http.get("/api/v1/me/notifications", headers=doctor)).json()["items"]
-    assert any(item["title"] == "资质审核通过" for item in inbox)
+
+    # Told through the notifier, as an in-app notice too (it goes out beside the flow, a moment after the approval).
+    async def inbox() -> list[dict[str, Any]]:
+        return list((await http.get("/api/v1/me/notifications", headers=doctor)).json()["items"])
+
+    await until(inbox, lambda items: any(item["title"] == "资质审核通过" for item in items), "the approval notice")
 
 
 async def test_a_doctor_with_two_years_of_practice_is_turned_down_and_told_why(make_stack) -> None:  # type: ignore[no-untyped-def]
