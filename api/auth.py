@@ -17,6 +17,7 @@ import asyncpg
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -84,8 +85,9 @@ async def bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
 
 
 def bearer_of(request: Request) -> str:
-    """`bearer_token` for a handler that takes no dependencies (booking): the same answer for a missing token."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    """`bearer_token` for a handler that takes no dependencies (booking): the header read as OAuth2PasswordBearer
+    reads it, and the same answer for a missing token."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("请先登录。")
     return token
