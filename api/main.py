@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from temporalio.client import Client
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
             configure_logging(current.log_level)  # a served app; tests keep their own logging
         current.check()
         engine = make_engine(current)
-        pg = await make_pool(current, prepare=bookings_service.prepare_connection)
+        pg = await make_pool(current, prepare=partial(bookings_service.prepare_connection, settings=current))
         await fill_pool(pg)
         try:
             sessions = make_sessionmaker(engine)

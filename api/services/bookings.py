@@ -155,12 +155,11 @@ _BOOK = (
 _DURABLE = "SELECT pg_current_xact_id()"
 
 
-async def prepare_connection(connection: asyncpg.Connection) -> None:
+async def prepare_connection(connection: asyncpg.Connection, settings: Settings) -> None:
     """Run the booking statement once on a new connection, for a token nobody has (so it reads and writes nothing):
     its generic plan and the types of its answer (the free slots' arrays) are then known to the connection before the
     first patient presses "book". Learning those types cost PostgreSQL 50 ms per connection, in the rush itself."""
-    now = datetime.now(UTC)
-    await connection.fetchrow(_BOOK, "", 0.0, 0.0, "", "", now, 0, 0, 0, [], [], None, None)
+    await connection.fetchrow(_BOOK, "", *idle_limits(settings), *_attempt_args(settings, "", ""), None, None)
 
 
 @dataclass

@@ -210,14 +210,14 @@ async def test_only_a_signed_in_patient_books_and_a_refused_caller_claims_nothin
     assert_problem(await book(api, patient, slot_id, key), 422, "IDEMPOTENCY_KEY_REUSED")
 
 
-async def test_preparing_a_connection_books_nothing_and_leaves_the_types_known(database_url, clinic) -> None:
+async def test_preparing_a_connection_books_nothing_and_leaves_the_types_known(database_url, settings, clinic) -> None:
     """Each raw-pool connection runs the booking statement once as it opens (for a token nobody has): nothing is
     claimed, held or touched, and the free slots' array types are known before the first real attempt."""
     slot_id = await clinic.slot()
     connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         claims = await connection.fetchval("SELECT count(*) FROM idempotency_records")
-        await prepare_connection(connection)
+        await prepare_connection(connection, settings)
         assert await connection.fetchval("SELECT count(*) FROM idempotency_records") == claims
         assert await connection.fetchval("SELECT status FROM slots WHERE id = $1", slot_id) == "open"
         # asyncpg learns a type the first time a statement returns it; the prepared connection has learnt these.
