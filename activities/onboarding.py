@@ -108,12 +108,18 @@ class OnboardingActivities:
 
     @activity.defn
     async def record_checks(self, state: OnboardingState) -> None:
-        """The checks' outcomes and where the application now stands (awaiting review, or rejected by them)."""
+        """The checks' outcomes and where the application now stands (awaiting review, or rejected by them).
+        A rejection's reason is written with its status, so nobody reads a rejection without its why."""
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(StaffApplication)
                 .where(col(StaffApplication.id) == state.staff_id, col(StaffApplication.attempt) == state.attempt)
-                .values(status=str(state.status), checks=[check.model_dump() for check in state.checks])
+                .values(
+                    status=str(state.status),
+                    checks=[check.model_dump() for check in state.checks],
+                    decided_by=state.decided_by,
+                    reason=state.reason,
+                )
             )
 
     @activity.defn
