@@ -72,6 +72,11 @@ CLAIM_CONFLICT = f"""
     RETURNING key"""
 _CLAIM = f"{CLAIM_INSERT} VALUES ($1, $2, $3, 0, '{{}}'::jsonb, now()) {CLAIM_CONFLICT}"
 _STORE = "UPDATE idempotency_records SET status_code = $3, body = $4::jsonb WHERE user_id = $1 AND key = $2"
+# The same, committed without waiting for the WAL to reach the disk (see `answer_claim`).
+_STORE_QUICK = (
+    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    "UPDATE idempotency_records SET status_code = $3, body = $4::jsonb FROM quick WHERE user_id = $1 AND key = $2"
+)
 _RELEASE = "DELETE FROM idempotency_records WHERE user_id = $1 AND key = $2 AND status_code = 0"
 _READ = "SELECT request_hash, status_code, body FROM idempotency_records WHERE user_id = $1 AND key = $2"
 
@@ -138,11 +143,22 @@ async def idempotent(
 
 
 async def answer_claim(
-    request: Request, user_id: str, key: str | None, hashed: str | None, claimed: bool, compute: Compute
+    request: Request,
+    user_id: str,
+    key: str | None,
+    hashed: str | None,
+    claimed: bool,
+    compute: Compute,
+    *,
+    refusals_may_repeat: bool = False,
 ) -> JSONResponse:
     """Once the key's claim was tried (by `idempotent`, or inside a handler's own statement, see `CLAIM_INSERT`):
     run `compute()` and store its answer if this request claimed the key, else replay the first request's answer.
-    Without a key, `compute()` answers and its problems go to the error handlers as they are."""
+    Without a key, `compute()` answers and its problems go to the error handlers as they are.
+
+    `refusals_may_repeat`: the caller vouches that deciding a 4xx answer again is harmless (it took nothing). Such an
+    answer is stored without waiting for the disk: if a crash loses it, the request is decided again on its retry. At a
+    booking rush nearly every answer is a refusal, and a flush for each is work the rush cannot spare."""
     if key is None or hashed is None:
         status, body = await compute()
         return _response(status, jsonable_encoder(body))
@@ -153,7 +169,8 @@ async def answer_claim(
     try:
         status, body = await _run(request, compute)
         if status < 500:
-            await pg.execute(_STORE, user_id, key, status, json.dumps(body))
+            quick = refusals_may_repeat and status >= 400
+            await pg.execute(_STORE_QUICK if quick else _STORE, user_id, key, status, json.dumps(body))
             stored = True
     finally:
         if not stored:

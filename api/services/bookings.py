@@ -134,9 +134,10 @@ _ATTEMPT = f"WITH caller AS (SELECT $9::text AS patient_id), {_attempt_ctes(1)} 
 #
 # Its commit does not wait for the WAL to reach the disk (`synchronous_commit` off for this statement's transaction
 # only): waiting was a third of PostgreSQL's work per attempt at a rush, and nobody is answered on the strength of it.
-# A winner waits for `_DURABLE` before its Visit flow starts, and a keyed refusal is stored by a commit that waits:
-# either makes everything written before it durable too, this hold and this claim included. A crash before that
-# loses only an attempt nobody was told about, as a crash of the request would.
+# A winner waits for `_DURABLE` before its Visit flow starts, which makes everything written before it durable too,
+# this hold and this claim included; a crash before that loses only an attempt nobody was told about, as a crash of
+# the request would. A refusal took nothing, so neither it nor its stored answer waits: lost in a crash, the same
+# request is decided again when the app retries it.
 _BOOK = (
     "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), "
     f"{LIVE_CALLER}, patient AS ("
@@ -292,7 +293,9 @@ async def book(
         state = await start_visit(ctx.temporal, settings, held, patient_id)
         return 201, state.model_dump(mode="json")
 
-    return await answer_claim(request, actor.user_id, key, hashed, bool(row and row["claimed"]), compute)
+    return await answer_claim(
+        request, actor.user_id, key, hashed, bool(row and row["claimed"]), compute, refusals_may_repeat=True
+    )
 
 
 def _next_free(gate: Any) -> list[dict[str, str]]:
