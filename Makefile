@@ -7,7 +7,8 @@ SHELL := bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Touched after a successful install: the install runs again only when pyproject.toml is newer (or .venv is new).
+# Touched after a successful install: the install runs again only when pyproject.toml or the C extension's source is
+# newer (or .venv is new).
 STAMP := $(VENV)/.qihuang-installed
 
 .PHONY: help install dev demo test bench lint clean
@@ -23,7 +24,7 @@ help:
 install: $(STAMP)
 
 # `pip install --group` needs pip >= 25.1.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml core/crypto/_sm4gcm.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "pip>=25.1"
 	$(BIN)/python -m pip install --quiet -e . --group dev
