@@ -108,8 +108,9 @@ class OnboardingActivities:
 
     @activity.defn
     async def record_checks(self, state: OnboardingState) -> None:
-        """The checks' outcomes and where the application now stands (awaiting review, or rejected by them).
-        A rejection's reason is written with its status, so nobody reads a rejection without its why."""
+        """The checks' outcomes and where the application now stands (awaiting review, or rejected by them), with
+        when the review is due and whether it was escalated for being overdue. A rejection's reason is written with
+        its status, so nobody reads a rejection without its why."""
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(StaffApplication)
@@ -119,6 +120,8 @@ class OnboardingActivities:
                     checks=[check.model_dump() for check in state.checks],
                     decided_by=state.decided_by,
                     reason=state.reason,
+                    review_due_at=state.review_due_at,
+                    escalated_at=state.escalated_at,
                 )
             )
 

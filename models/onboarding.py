@@ -2,8 +2,10 @@
 
 An applicant (self-registered, or created in a batch by an admin) uploads an ID photo and licences, then submits; the
 `Onboarding` flow (`onboard-{staff}`) puts the documents' digests on the evidence ledger, runs the checks, waits for
-an admin's review and tells the applicant the result. Approval creates the doctor or pharmacist profile, which is what
-lets the account work as staff.
+an admin's review and tells the applicant the result. The review has a deadline: the admins are reminded before it and,
+once it passes, the application is escalated to every admin but stays awaiting review. A hospital expects an
+applicant who did everything asked to be decided on, not sent back for the hospital's own delay, and never approved
+by a clock. Approval creates the doctor or pharmacist profile, which is what lets the account work as staff.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class OnboardingInput(BaseModel):
     staff_id: str
     # Which submission of the application this run checks (1, 2, … after a rejection); part of idempotency keys.
     attempt: int = Field(ge=1)
+    # Seconds the admins have for the review once the checks pass (None: no deadline), and when to remind them,
+    # in seconds before that deadline (settings.staff_review_window_s, staff_review_reminders_s).
+    review_window_s: int | None = Field(default=None, gt=0)
+    review_reminders_s: list[int] = []
 
 
 class ApplicationFacts(BaseModel):
@@ -126,6 +132,9 @@ class OnboardingState(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
+    # When the review is due, and when it was escalated for being overdue (it stays awaiting review).
+    review_due_at: datetime | None = None
+    escalated_at: datetime | None = None
 
 
 class OnboardingDecision(BaseModel):

@@ -33,6 +33,7 @@ from workflows.duty import SCHEDULE_ID as DUTY_SCHEDULE_ID
 from workflows.duty import duty_check_schedule
 from workflows.housekeeping import SCHEDULE_ID as HOUSEKEEPING_SCHEDULE_ID
 from workflows.housekeeping import housekeeping_schedule
+from workflows.institution import REVERIFY_SCHEDULE_ID, reverification_schedule
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.ledger import tree_head_schedule
 from workflows.reconciliation import CHANNEL_NAMES, DailyReconciliationWorkflow, daily_schedule_id
@@ -65,7 +66,7 @@ def daily_reconciliation(target: Target, task_queue: str, campus_name: str | Non
 
 def platform_schedules(settings: Settings) -> dict[str, Schedule]:
     """Every schedule by id: each channel's daily reconciliation, the evidence ledger's tree heads, the pharmacist
-    duty check and the security housekeeping."""
+    duty check, the security housekeeping and the institutions' re-verification."""
     schedules = {
         daily_schedule_id(*target): daily_reconciliation(
             target, settings.task_queue, settings.campuses[target.campus].name if target.campus else None
@@ -83,6 +84,9 @@ def platform_schedules(settings: Settings) -> dict[str, Schedule]:
     schedules[DUTY_SCHEDULE_ID] = duty_check_schedule(settings.task_queue, duty_hours, every)
     chores = HousekeepingInput(login_failure_window_s=settings.login_failure_window_s)
     schedules[HOUSEKEEPING_SCHEDULE_ID] = housekeeping_schedule(settings.task_queue, chores)
+    schedules[REVERIFY_SCHEDULE_ID] = reverification_schedule(
+        settings.task_queue, timedelta(seconds=settings.institution_reverify_every_s)
+    )
     return schedules
 
 

@@ -4,6 +4,12 @@
       └─platform rejects, or refuses the filing outright→ rejected
 The platform's reviewers decide in their own time, so the flow asks again every `poll_every_s` until they have; the
 admins are told the outcome. A corrected filing is submitted again as a new run under the same id.
+
+InstitutionReverification (8.5.4.4): look approved institutions up on the platform again, when an admin asks
+(`institution-reverify-{id}-{request}`) and every day from a Schedule (every approved institution).
+  approved ─platform no longer confirms it→ suspended (no new bookings; the admins are told)
+  suspended ─an admin's look-up the platform confirms→ approved (the admins are told)
+Each look-up is recorded with who asked, when and what the platform answered.
 """
 
 from __future__ import annotations
@@ -11,6 +17,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -22,12 +37,29 @@ with workflow.unsafe.imports_passed_through():
         RegistrationReceipt,
         RegistrationState,
         RegistrationStatus,
+        ReverificationCheck,
+        ReverificationInput,
+        ReverificationResult,
+        Verification,
     )
     from workflows.steps import Notices, call, db, refusal
+
+REVERIFY_SCHEDULE_ID = "institution-reverification"
+# The notice the admins get when a look-up changes an institution's status.
+_STATUS_NOTICES = {
+    (InstitutionStatus.APPROVED, InstitutionStatus.SUSPENDED): "institution_suspended",
+    (InstitutionStatus.SUSPENDED, InstitutionStatus.APPROVED): "institution_reinstated",
+}
 
 
 def institution_workflow_id(institution_id: str) -> str:
     return f"institution-{institution_id}"
+
+
+def reverification_workflow_id(institution_id: str, request: str) -> str:
+    """One flow per admin request: a look-up asked for after another one (say, once the licence was put right)
+    never joins the earlier one, which may have looked up already."""
+    return f"institution-reverify-{institution_id}-{request}"
 
 
 @workflow.defn(name="InstitutionRegistration")
@@ -85,3 +117,53 @@ class InstitutionRegistrationWorkflow:
     @workflow.query
     def state(self) -> InstitutionState:
         return self._state
+
+
+@workflow.defn(name="InstitutionReverification")
+class InstitutionReverificationWorkflow:
+    @workflow.run
+    async def run(self, run: ReverificationInput) -> list[ReverificationResult]:
+        ids: list[str] = (
+            run.institution_ids
+            if run.institution_ids is not None
+            else await db(InstitutionActivities.approved_institutions)
+        )
+        notices = Notices()
+        results = []
+        for institution_id in ids:
+            check = ReverificationCheck(
+                check_id=f"{workflow.info().run_id}:{institution_id}",
+                institution_id=institution_id,
+                requested_by=run.requested_by,
+            )
+            verification: Verification = await call(InstitutionActivities.reverify_institution, check)
+            result: ReverificationResult = await db(InstitutionActivities.record_reverification, check, verification)
+            template = _STATUS_NOTICES.get((result.status_before, result.status_after))
+            if template is not None:
+                notices.send(
+                    f"{check.check_id}:{result.status_after}",
+                    "role:admin",
+                    template,
+                    name=result.name,
+                    code=result.code,
+                    detail=verification.detail,
+                )
+            results.append(result)
+        await notices.flush()
+        return results
+
+
+def reverification_schedule(task_queue: str, every: timedelta) -> Schedule:
+    """The Schedule to create (or update) under REVERIFY_SCHEDULE_ID; its runs use the workflow id
+    `institution-reverification-<time>` and look up every approved institution."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            InstitutionReverificationWorkflow.run,
+            ReverificationInput(),
+            id=REVERIFY_SCHEDULE_ID,
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note="向监管平台重新核验已获批准的机构（执业许可被吊销或过期的机构将暂停诊疗服务）"),
+    )

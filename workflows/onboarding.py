@@ -7,9 +7,17 @@ The documents' SM3 digests go to the evidence ledger first; a doctor's licence i
 practitioner registry and needs three years of independent practice; a third-party pharmacist needs a signed
 agreement. The applicant hears the result through the notifier either way and may submit again after a rejection,
 which starts a new run under the same id.
+
+The review is due `review_window_s` after the checks pass: the admins are reminded `review_reminders_s` before the
+deadline, and when it passes undecided the application is escalated to every admin. It stays awaiting review (the
+applicant did all that was asked; sending it back would make them pay for the hospital's delay) and is never
+decided by the clock. Flows started before the deadline existed keep waiting without one (patch
+`onboarding-review-deadline`).
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -28,10 +36,11 @@ with workflow.unsafe.imports_passed_through():
         StaffRole,
         assess,
     )
-    from workflows.steps import Notices, call, db
+    from workflows.steps import Notices, call, db, local
 
 
 SYSTEM_REVIEWER = "system"
+REVIEW_DEADLINE_PATCH = "onboarding-review-deadline"
 _ROLE_NAMES = {StaffRole.DOCTOR: "医生", StaffRole.PHARMACIST: "药师"}
 
 
@@ -49,7 +58,11 @@ class OnboardingWorkflow:
 
     @workflow.run
     async def run(self, run: OnboardingInput) -> OnboardingState:
+        # Asked before any step, so a flow that started without a review deadline replays as it ran.
+        with_deadline = workflow.patched(REVIEW_DEADLINE_PATCH) and run.review_window_s is not None
+        notices = Notices()
         facts: ApplicationFacts = await db(OnboardingActivities.application_facts, run)
+        role = _ROLE_NAMES[facts.role]
         self._state.evidence_seqs = await db(OnboardingActivities.put_documents_on_record, run)
         registry: PractitionerRecord | None = None
         if facts.role is StaffRole.DOCTOR:
@@ -61,9 +74,14 @@ class OnboardingWorkflow:
             self._state.decided_by, self._state.reason = SYSTEM_REVIEWER, "；".join(failed)
         else:
             self._state.status = ApplicationStatus.AWAITING_REVIEW
+            if with_deadline:
+                assert run.review_window_s is not None
+                self._state.review_due_at = workflow.now() + timedelta(seconds=run.review_window_s)
         await db(OnboardingActivities.record_checks, self._state)
 
         if not failed:
+            if with_deadline:
+                await self._review_before_deadline(run, role, notices)
             await workflow.wait_condition(lambda: self._review is not None)
             review = self._review
             assert review is not None
@@ -82,8 +100,6 @@ class OnboardingWorkflow:
             ),
         )
         self._recorded = True
-        notices = Notices()
-        role = _ROLE_NAMES[facts.role]
         if approved:
             notices.send(f"approved-{run.attempt}", f"applicant:{run.staff_id}", "onboarding_approved", role=role)
         else:
@@ -97,6 +113,37 @@ class OnboardingWorkflow:
         await notices.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+    async def _review_before_deadline(self, run: OnboardingInput, role: str, notices: Notices) -> None:
+        """Wait for the review until it is due, reminding the admins on the way; past the deadline, record the
+        escalation and tell every admin. Returns once reviewed or escalated; the caller waits on for the review."""
+        due = self._state.review_due_at
+        assert due is not None
+        params = {"role": role, "staff_id": run.staff_id, "due": local(due, "%Y-%m-%d %H:%M")}
+        for lead_s in sorted(set(run.review_reminders_s), reverse=True):
+            remind_at = due - timedelta(seconds=lead_s)
+            if remind_at <= workflow.now():
+                continue  # a reminder longer before the deadline than the whole window
+            if await self._reviewed_by(remind_at):
+                return
+            notices.send(
+                f"review-reminder-{run.attempt}-{lead_s}", "role:admin", "onboarding_review_reminder", **params
+            )
+        if await self._reviewed_by(due):
+            return
+        self._state.escalated_at = workflow.now()
+        await db(OnboardingActivities.record_checks, self._state)
+        notices.send(f"review-overdue-{run.attempt}", "role:admin", "onboarding_review_overdue", **params)
+
+    async def _reviewed_by(self, moment: datetime) -> bool:
+        """Whether the review came before `moment` (a durable timer; none once the moment has passed)."""
+        left = moment - workflow.now()
+        if left > timedelta(0):
+            try:
+                await workflow.wait_condition(lambda: self._review is not None, timeout=left)
+            except TimeoutError:
+                return False
+        return self._review is not None
 
     @workflow.update
     async def review(self, review: StaffReview) -> OnboardingState:

@@ -128,7 +128,7 @@ async def submit(request: Request, actor: ApplicantDep, session: SessionDep, ctx
     """Start the checks and the review (again, after a rejection). 422 `DOCUMENTS_MISSING` lists what to upload
     first; 409 `APPLICATION_NOT_OPEN` while it is being reviewed or once approved."""
     row = await applications.application_of(session, actor)
-    submitted = await applications.submit(session, ctx.temporal, ctx.settings.task_queue, row)
+    submitted = await applications.submit(session, ctx.temporal, ctx.settings, row)
     audit(
         session, actor, "staff.submitted", "staff_application", row.id, detail={"attempt": row.attempt}, request=request
     )

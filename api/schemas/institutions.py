@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.institution import InstitutionStatus, Verification
+from models.institution import InstitutionRecord, InstitutionStatus, Verification
 
 
 class InstitutionIn(BaseModel):
@@ -60,8 +60,9 @@ class InstitutionOut(BaseModel):
     reason: str | None = Field(description="未通过的原因")
     submitted_at: datetime | None
     decided_at: datetime | None
-    verification: Verification | None = Field(description="获批后经监管平台机构查询接口核验的结果")
-    verified_at: datetime | None
+    verification: Verification | None = Field(description="最近一次经监管平台机构查询接口核验的结果")
+    verified_at: datetime | None = Field(description="监管平台最近一次确认该机构的时间")
+    suspended_at: datetime | None = Field(description="因监管平台不再确认而暂停的时间（暂停期间不接受新的预约挂号）")
     created_at: datetime
 
 
@@ -70,3 +71,25 @@ class RegistrationOut(BaseModel):
     status: InstitutionStatus
     attempt: int
     workflow_id: str
+
+
+class ReverificationOut(BaseModel):
+    """The re-verification started (or the one already running); `GET …/reverifications` lists the outcomes."""
+
+    institution_id: str
+    status: InstitutionStatus
+    workflow_id: str
+
+
+class ReverificationRecordOut(BaseModel):
+    """One re-verification: who asked (a user id, or `system` for the daily check), when, what the platform
+    answered, and the status before and after."""
+
+    id: str
+    requested_by: str
+    checked_at: datetime
+    verified: bool
+    detail: str
+    platform_record: InstitutionRecord | None
+    status_before: InstitutionStatus
+    status_after: InstitutionStatus

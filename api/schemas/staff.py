@@ -79,7 +79,14 @@ class ApplicationOut(BaseModel):
     submitted_at: datetime | None
 
 
-class ApplicationSummary(BaseModel):
+class ReviewDeadline(BaseModel):
+    """Where the admins' review stands against its deadline (8.5.2.2, 8.5.3.2)."""
+
+    review_due_at: datetime | None = Field(description="审核时限")
+    escalated_at: datetime | None = Field(description="超过审核时限、已提交督办的时间（申请仍待审核）")
+
+
+class ApplicationSummary(ReviewDeadline):
     staff_id: str
     user_id: str
     role: StaffRole
@@ -90,7 +97,7 @@ class ApplicationSummary(BaseModel):
     created_at: datetime
 
 
-class AdminApplicationOut(ApplicationOut):
+class AdminApplicationOut(ApplicationOut, ReviewDeadline):
     """What a reviewer sees: the identity masked, the licence, the checks, the documents."""
 
     user_id: str

@@ -2,9 +2,10 @@
 
 At a famous doctor's release time thousands of patients press "book" in the same second, so the attempt is one
 round trip: a single statement reads the patient's standing (real-name verification, revisit eligibility for the
-slot's disease, booking block, no-shows since the last block) and, only if all of it allows, takes the slot with a
-conditional UPDATE. Row locking in that UPDATE decides the winner; everyone else learns why not from the same
-answer, which for a refused attempt also lists the doctor's next free slots.
+slot's disease, booking block, no-shows since the last block) and the hospital's (no institution registration
+suspended, 8.5.4.2) and, only if all of it allows, takes the slot with a conditional UPDATE. Row locking in that
+UPDATE decides the winner; everyone else learns why not from the same answer, which for a refused attempt also lists
+the doctor's next free slots.
 
 A hold carries its own expiry, so a request or worker that dies after the hold never keeps the slot: once
 `held_until` passes the slot counts as open again, and the lapsed Visit flow can no longer confirm it
@@ -61,6 +62,7 @@ _ATTEMPT_CTES = """
                s.patient_id AS holder, s.visit_id AS holder_visit, s.held_until > now() AS hold_live,
                s.starts_at > now() AS upcoming,
                coalesce(sc.status = 'cancelled', false) AS session_cancelled,
+               EXISTS (SELECT 1 FROM institutions i WHERE i.status = 'suspended') AS suspended,
                EXISTS (SELECT 1 FROM patients p WHERE p.id = c.patient_id AND p.verified_at IS NOT NULL) AS verified,
                ARRAY(SELECT d.document FROM unnest({documents}::text[], {versions}::text[]) AS d(document, version)
                       WHERE NOT EXISTS (SELECT 1 FROM consents k
@@ -86,7 +88,7 @@ _ATTEMPT_CTES = """
           FROM gate g
          WHERE s.id = {slot}
            AND cardinality(g.missing_consents) = 0 AND g.verified AND g.eligible AND g.blocked_until IS NULL
-           AND g.no_shows < {no_show_limit} AND NOT g.session_cancelled
+           AND g.no_shows < {no_show_limit} AND NOT g.session_cancelled AND NOT g.suspended
            AND s.starts_at > now()
            AND (s.reserved_for IS NULL OR s.reserved_for = g.patient)
            AND (s.status = 'open' OR (s.status = 'held' AND s.held_until < now()))
@@ -306,7 +308,15 @@ def _next_free(gate: Any) -> list[dict[str, str]]:
 
 
 def _raise_refusal(gate: Any, settings: Settings, patient_id: str) -> None:
-    """Every reason to refuse that is about the patient or the slot itself, most actionable first."""
+    """Every reason to refuse: first the hospital's own standing (nothing the patient does changes it), then the
+    patient and the slot itself, most actionable first."""
+    if gate["suspended"]:
+        raise Problem(
+            409,
+            "INSTITUTION_SUSPENDED",
+            "互联网诊疗服务暂停",
+            "本院互联网医院的执业登记正在向监管平台核实，暂停接受新的预约挂号；已有预约不受影响。如需就医请到医院线下就诊。",
+        )
     if gate["missing_consents"]:
         raise consent_required([CONSENT_DOCUMENTS[document] for document in gate["missing_consents"]])
     if not gate["verified"]:

@@ -2,10 +2,12 @@
 
 The details are plain reference data the admins keep; submitting them starts the `InstitutionRegistration` flow,
 which talks to the platform. Details can change only while nothing is under review (a draft, or after a rejection).
+An approved (or suspended) institution can be looked up again on the platform: the `InstitutionReverification` flow.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime
 
@@ -16,12 +18,25 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.errors import Problem
-from api.schemas.institutions import InstitutionIn, InstitutionOut, RegistrationOut
-from models.institution import InstitutionInput, InstitutionStatus, Verification
-from models.tables import Institution
-from workflows.institution import InstitutionRegistrationWorkflow, institution_workflow_id
+from api.schemas.institutions import (
+    InstitutionIn,
+    InstitutionOut,
+    RegistrationOut,
+    ReverificationOut,
+    ReverificationRecordOut,
+)
+from models.institution import InstitutionInput, InstitutionStatus, ReverificationInput, Verification
+from models.tables import Institution, InstitutionReverification
+from workflows.institution import (
+    InstitutionRegistrationWorkflow,
+    InstitutionReverificationWorkflow,
+    institution_workflow_id,
+    reverification_workflow_id,
+)
 
 _EDITABLE = frozenset({InstitutionStatus.DRAFT, InstitutionStatus.REJECTED})
+# What the platform once approved: what can be looked up again.
+_REVERIFIABLE = frozenset({InstitutionStatus.APPROVED, InstitutionStatus.SUSPENDED})
 
 
 def view(row: Institution) -> InstitutionOut:
@@ -40,6 +55,7 @@ def view(row: Institution) -> InstitutionOut:
         decided_at=row.decided_at,
         verification=None if row.verification is None else Verification.model_validate(row.verification),
         verified_at=row.verified_at,
+        suspended_at=row.suspended_at,
         created_at=row.created_at,
     )
 
@@ -117,3 +133,38 @@ async def submit(
     return RegistrationOut(
         institution_id=row.id, status=InstitutionStatus(row.status), attempt=row.attempt, workflow_id=workflow_id
     )
+
+
+async def reverify(
+    session: AsyncSession, temporal: Client, task_queue: str, institution_id: str, requested_by: str
+) -> ReverificationOut:
+    """Look an approved or suspended institution up on the platform again (409 `INSTITUTION_NOT_APPROVED` for any
+    other), in a flow of its own (a retried request gets the first answer through its Idempotency-Key)."""
+    row = await get(session, institution_id)
+    if InstitutionStatus(row.status) not in _REVERIFIABLE:
+        raise Problem(
+            409,
+            "INSTITUTION_NOT_APPROVED",
+            "机构尚未获批",
+            "只有已获监管平台批准（或因核验未通过而暂停）的机构才能重新核验。",
+            current_status=row.status,
+        )
+    workflow_id = reverification_workflow_id(row.id, secrets.token_hex(6))
+    await temporal.start_workflow(
+        InstitutionReverificationWorkflow.run,
+        ReverificationInput(institution_ids=[row.id], requested_by=requested_by),
+        id=workflow_id,
+        task_queue=task_queue,
+    )
+    return ReverificationOut(institution_id=row.id, status=InstitutionStatus(row.status), workflow_id=workflow_id)
+
+
+async def reverifications(session: AsyncSession, institution_id: str) -> list[ReverificationRecordOut]:
+    """The institution's re-verifications, newest first."""
+    await get(session, institution_id)
+    rows = await session.execute(
+        select(InstitutionReverification)
+        .where(col(InstitutionReverification.institution_id) == institution_id)
+        .order_by(col(InstitutionReverification.checked_at).desc(), col(InstitutionReverification.id))
+    )
+    return [ReverificationRecordOut.model_validate(row, from_attributes=True) for row in rows.scalars()]

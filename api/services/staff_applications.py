@@ -31,6 +31,7 @@ from api.services.temporal_calls import workflow_call
 from core.crypto.sm import FieldCipher, mask
 from core.password_policy import MESSAGES, password_violations
 from core.passwords import hash_password
+from core.settings import Settings
 from models.onboarding import (
     DOCUMENT_NAMES,
     OPEN_STATUSES,
@@ -300,9 +301,10 @@ async def add_document(
     return document
 
 
-async def submit(session: AsyncSession, temporal: Client, task_queue: str, row: StaffApplication) -> SubmitOut:
-    """Submit for review (again after a rejection) and start the flow; commits. Asking again while the checks are
-    still to start (the flow could not be reached) starts them: the same submission, not a new one."""
+async def submit(session: AsyncSession, temporal: Client, settings: Settings, row: StaffApplication) -> SubmitOut:
+    """Submit for review (again after a rejection) and start the flow, with the review deadline the settings give;
+    commits. Asking again while the checks are still to start (the flow could not be reached) starts them: the same
+    submission, not a new one."""
     if ApplicationStatus(row.status) is not ApplicationStatus.CHECKING:
         _refuse_unless_open(row)
         uploaded = {DocumentKind(document.kind) for document in await documents_of(session, row.id)}
@@ -319,15 +321,21 @@ async def submit(session: AsyncSession, temporal: Client, task_queue: str, row: 
         row.status = str(ApplicationStatus.CHECKING)
         row.submitted_at = datetime.now(UTC)
         row.checks, row.reason, row.decided_by, row.decided_at = [], None, None, None
+        row.review_due_at = row.escalated_at = None
         await session.commit()
         await session.refresh(row)
     workflow_id = onboarding_workflow_id(row.id)
     await temporal.start_workflow(
         OnboardingWorkflow.run,
-        OnboardingInput(staff_id=row.id, attempt=row.attempt),
+        OnboardingInput(
+            staff_id=row.id,
+            attempt=row.attempt,
+            review_window_s=settings.staff_review_window_s,
+            review_reminders_s=settings.staff_review_reminders_s,
+        ),
         id=workflow_id,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        task_queue=task_queue,
+        task_queue=settings.task_queue,
     )
     return SubmitOut(
         staff_id=row.id, status=ApplicationStatus(row.status), attempt=row.attempt, workflow_id=workflow_id
@@ -359,6 +367,8 @@ async def admin_view(session: AsyncSession, cipher: FieldCipher, staff_id: str) 
         source="import" if row.source == "import" else "self",
         attempt=row.attempt,
         decided_by=row.decided_by,
+        review_due_at=row.review_due_at,
+        escalated_at=row.escalated_at,
     )
 
 
@@ -395,6 +405,8 @@ async def list_applications(
             source="import" if row.source == "import" else "self",
             submitted_at=row.submitted_at,
             created_at=row.created_at,
+            review_due_at=row.review_due_at,
+            escalated_at=row.escalated_at,
         )
         for row in rows
     ]
@@ -410,7 +422,7 @@ async def document(session: AsyncSession, staff_id: str, document_id: str) -> St
 
 async def review(temporal: Client, actor: Actor, staff_id: str, approve: bool, reason: str | None) -> OnboardingState:
     """The admin's decision, through the flow (409 when the application is not awaiting review)."""
-    handle = temporal.get_workflow_handle_for(OnboardingWorkflow.run, onboarding_workflow_id(staff_id))
+    handle = temporal.get_workflow_handle(onboarding_workflow_id(staff_id))
     state: OnboardingState = await workflow_call(
         handle.execute_update(
             OnboardingWorkflow.review, StaffReview(reviewer_user_id=actor.user_id, approve=approve, reason=reason)

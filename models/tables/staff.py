@@ -56,6 +56,10 @@ class StaffApplication(SQLModel, table=True):
     decided_at: datetime | None = Timestamp(nullable=True)
     reason: str | None = None
     submitted_at: datetime | None = Timestamp(nullable=True)
+    # When the admins' review is due once the checks passed, and when it was escalated for having passed that
+    # deadline undecided (the application stays awaiting review).
+    review_due_at: datetime | None = Timestamp(nullable=True)
+    escalated_at: datetime | None = Timestamp(nullable=True)
     created_at: datetime = Timestamp(default_now=True)
 
 

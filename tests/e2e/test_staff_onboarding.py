@@ -4,7 +4,8 @@ A doctor registers, signs in to a session that reaches only the application, upl
 submits; the flow puts the documents' digests on the evidence ledger, looks the licence up in the (sandbox) national
 registry, and waits for the admin, whose approval makes the account a doctor's: listed publicly, signing in fully.
 A doctor with too little practice is turned down by the checks alone and told why by SMS. The hospital's registration
-with the supervision platform is approved and verified.
+with the supervision platform is approved and verified; once the platform no longer confirms it, an admin's
+re-verification suspends it (no new bookings, the admins told) until a confirmed one reinstates it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from datetime import date
 from typing import Any
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlmodel import col
 
 from activities.adapters.practitioner.sandbox import sandbox_licence
 from models import idcard
-from models.tables import Department, LedgerEntry, StaffDocument
+from models.tables import Department, Institution, LedgerEntry, StaffDocument
 from tests.e2e.conftest import Stack
-from workers.seed import DEMO_PASSWORD
+from workers.journey import Journey
+from workers.seed import DEMO_HIS_DIAGNOSES, DEMO_PASSWORD
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(512)
 PDF = b"%PDF-1.7\n" + os.urandom(512)
@@ -173,9 +175,8 @@ async def test_a_doctor_with_two_years_of_practice_is_turned_down_and_told_why(m
     assert again.status_code == 201
 
 
-async def test_the_institution_is_registered_approved_and_verified(make_stack) -> None:  # type: ignore[no-untyped-def]
-    stack: Stack = await make_stack()
-    admin, _ = await token(stack.http, "demo-admin", DEMO_PASSWORD)
+async def register_institution(stack: Stack, admin: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """Register an institution and wait for the (sandbox) platform's decision: (its URL, the decided record)."""
     code = f"PDY{uuid.uuid4().hex[:10].upper()}"
     details = {
         "code": code,
@@ -193,5 +194,75 @@ async def test_the_institution_is_registered_approved_and_verified(make_stack) -
         return (await stack.http.get(url, headers=admin)).json()
 
     done = await until(state, lambda row: row["status"] in ("approved", "rejected"), "the platform's decision")
+    return url, done
+
+
+async def test_the_institution_is_registered_approved_and_verified(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack: Stack = await make_stack()
+    admin, _ = await token(stack.http, "demo-admin", DEMO_PASSWORD)
+    _, done = await register_institution(stack, admin)
     assert done["status"] == "approved" and done["platform_ref"].startswith("SBJG")
     assert done["verification"]["verified"] is True and done["verified_at"] is not None
+
+
+async def test_an_institution_the_platform_no_longer_confirms_is_suspended_until_an_admin_reverifies(
+    make_stack,
+) -> None:  # type: ignore[no-untyped-def]
+    stack: Stack = await make_stack()
+    http = stack.http
+    admin, _ = await token(http, "demo-admin", DEMO_PASSWORD)
+    url, done = await register_institution(stack, admin)
+    assert done["status"] == "approved"
+    institution_id = done["id"]
+    _, disease, doctor = DEMO_HIS_DIAGNOSES["demo-patient"]
+    slot_id = await Journey(http).free_slot(doctor, disease)
+    patient, _ = await token(http, "demo-patient", DEMO_PASSWORD)
+
+    async def state() -> dict[str, Any]:
+        return (await http.get(url, headers=admin)).json()
+
+    async def admin_inbox() -> list[dict[str, Any]]:
+        return list((await http.get("/api/v1/me/notifications", headers=admin)).json()["items"])
+
+    try:
+        # What the hospital keeps no longer matches the platform's record (as after a licence change there).
+        async with stack.sessions() as session, session.begin():
+            await session.execute(
+                update(Institution).where(col(Institution.id) == institution_id).values(name="岐黄中医院（旧）")
+            )
+        asked = await http.post(f"{url}/reverification", headers=admin)
+        assert asked.status_code == 202, asked.text
+        suspended = await until(state, lambda row: row["status"] != "approved", "the suspension")
+        assert suspended["status"] == "suspended" and suspended["suspended_at"] is not None
+        assert "岐黄中医互联网医院" in suspended["reason"]
+        [check] = (await http.get(f"{url}/reverifications", headers=admin)).json()
+        assert (check["verified"], check["status_before"], check["status_after"]) == (False, "approved", "suspended")
+        assert check["requested_by"] != "system" and check["platform_record"]["found"] is True
+        await until(
+            admin_inbox,
+            lambda items: any(item["title"] == "机构核验未通过，已暂停诊疗服务" for item in items),
+            "notice",
+        )
+
+        refused = await http.post("/api/v1/bookings", json={"slot_id": slot_id}, headers=patient)
+        assert (refused.status_code, refused.json()["code"]) == (409, "INSTITUTION_SUSPENDED")
+
+        # Put right, the admin's re-verification reinstates it (the booking gate opening again is in tests/api).
+        async with stack.sessions() as session, session.begin():
+            await session.execute(
+                update(Institution).where(col(Institution.id) == institution_id).values(name="岐黄中医互联网医院")
+            )
+        assert (await http.post(f"{url}/reverification", headers=admin)).status_code == 202
+        back = await until(state, lambda row: row["status"] == "approved", "the reinstatement")
+        assert back["suspended_at"] is None and back["reason"] is None
+        await until(
+            admin_inbox, lambda items: any(item["title"] == "机构核验通过，已恢复诊疗服务" for item in items), "notice"
+        )
+    finally:
+        # While any institution is suspended the hospital takes no bookings: leave none for the tests after this.
+        async with stack.sessions() as session, session.begin():
+            await session.execute(
+                update(Institution)
+                .where(col(Institution.id) == institution_id, col(Institution.status) == "suspended")
+                .values(status="rejected")
+            )

@@ -1,6 +1,7 @@
 """Record the histories of the account flows under `tests/histories/`, as `tests/replay/record.py` does for the others
-(same rules: record only new scenarios; never re-record to make a replay pass): staff onboarding, institution
-registration, real-name verification with a liveness check, and the security housekeeping.
+(same rules: record only new scenarios; never re-record to make a replay pass): staff onboarding (with and without
+the review deadline), institution registration and re-verification, real-name verification with a liveness check,
+and the security housekeeping.
 
 Run with `.venv/bin/python -m tests.replay.record_accounts [scenario …]`.
 """
@@ -13,13 +14,30 @@ from temporalio.client import WorkflowHandle
 
 from models.housekeeping import HousekeepingInput
 from models.identity import IdentityCheckInput, LivenessResult
-from models.institution import InstitutionInput, RegistrationState, RegistrationStatus
+from models.institution import (
+    InstitutionInput,
+    InstitutionStatus,
+    RegistrationState,
+    RegistrationStatus,
+    ReverificationInput,
+)
 from models.onboarding import ApplicationStatus, OnboardingInput, OnboardingState, PractitionerRecord, StaffReview
 from tests.replay.record import Recorder, main
-from tests.workflows.account_fakes import HousekeepingWorld, IdentityWorld, InstitutionWorld, OnboardingWorld
+from tests.workflows.account_fakes import (
+    HousekeepingWorld,
+    IdentityWorld,
+    InstitutionWorld,
+    OnboardingWorld,
+    ReverificationWorld,
+)
 from workflows.housekeeping import SecurityHousekeepingWorkflow
 from workflows.identity import IdentityVerificationWorkflow, identity_workflow_id
-from workflows.institution import InstitutionRegistrationWorkflow, institution_workflow_id
+from workflows.institution import (
+    REVERIFY_SCHEDULE_ID,
+    InstitutionRegistrationWorkflow,
+    InstitutionReverificationWorkflow,
+    institution_workflow_id,
+)
 from workflows.onboarding import OnboardingWorkflow, onboarding_workflow_id
 
 
@@ -46,6 +64,30 @@ async def onboarding_approved(recorder: Recorder) -> None:
         await handle.execute_update(OnboardingWorkflow.review, StaffReview(reviewer_user_id="u-admin", approve=True))
         await handle.result()
         await recorder.save(workflow_id, "Onboarding-checked_reviewed_approved")
+
+
+async def onboarding_reminded_escalated_approved(recorder: Recorder) -> None:
+    """The review deadline (patch `onboarding-review-deadline`), in seconds: a reminder, the escalation, then the
+    admin's approval."""
+    world = OnboardingWorld()
+    async with world.running(recorder.client, "record-onboarding"):
+        workflow_id = onboarding_workflow_id("stf-recorded-overdue")
+        handle = await recorder.client.start_workflow(
+            OnboardingWorkflow.run,
+            OnboardingInput(staff_id="stf-recorded-overdue", attempt=1, review_window_s=2, review_reminders_s=[1]),
+            id=workflow_id,
+            task_queue="record-onboarding",
+        )
+        await _awaiting_review(handle)
+        for _ in range(200):
+            if (await handle.query(OnboardingWorkflow.state)).escalated_at is not None:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the review was never escalated")
+        await handle.execute_update(OnboardingWorkflow.review, StaffReview(reviewer_user_id="u-admin", approve=True))
+        await handle.result()
+        await recorder.save(workflow_id, "Onboarding-reminded_escalated_approved")
 
 
 async def onboarding_rejected_by_checks(recorder: Recorder) -> None:
@@ -76,6 +118,21 @@ async def institution_approved(recorder: Recorder) -> None:
         await recorder.save(workflow_id, "InstitutionRegistration-pending_approved_verified")
 
 
+async def institution_reverified(recorder: Recorder) -> None:
+    """A scheduled run: one approved institution confirmed, one the platform no longer confirms suspended."""
+    world = ReverificationWorld({"inst-a": InstitutionStatus.APPROVED, "inst-b": InstitutionStatus.APPROVED})
+    world.revoked = {"inst-b"}
+    async with world.running(recorder.client, "record-institution-reverification"):
+        workflow_id = f"{REVERIFY_SCHEDULE_ID}-recorded"
+        await recorder.client.execute_workflow(
+            InstitutionReverificationWorkflow.run,
+            ReverificationInput(),
+            id=workflow_id,
+            task_queue="record-institution-reverification",
+        )
+        await recorder.save(workflow_id, "InstitutionReverification-confirmed_and_suspended")
+
+
 async def identity_with_liveness(recorder: Recorder) -> None:
     world = IdentityWorld()
     world.liveness = LivenessResult(passed=False, score=31, reason="人脸与身份证照片不一致", provider_ref="SBLV1")
@@ -104,7 +161,9 @@ async def housekeeping(recorder: Recorder) -> None:
 SCENARIOS = {
     "Onboarding-checked_reviewed_approved": onboarding_approved,
     "Onboarding-rejected_by_checks": onboarding_rejected_by_checks,
+    "Onboarding-reminded_escalated_approved": onboarding_reminded_escalated_approved,
     "InstitutionRegistration-pending_approved_verified": institution_approved,
+    "InstitutionReverification-confirmed_and_suspended": institution_reverified,
     "IdentityVerification-liveness_failed": identity_with_liveness,
     "SecurityHousekeeping-purged": housekeeping,
 }

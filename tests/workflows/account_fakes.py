@@ -1,5 +1,5 @@
-"""Fake activities for the account flows (staff onboarding, institution registration, real-name verification with a
-liveness check, security housekeeping), registered under the real names on a private queue pair per test, so the
+"""Fake activities for the account flows (staff onboarding, institution registration and re-verification, real-name
+verification with a liveness check, security housekeeping), registered under the real names on a private queue pair per test, so the
 real workflows run on the real dev server without PostgreSQL or adapters. The recorders use them too."""
 
 from __future__ import annotations
@@ -18,11 +18,16 @@ from temporalio.worker import Worker
 from models.identity import IdentityCheckInput, LivenessResult, RealNameResult
 from models.institution import (
     InstitutionInput,
+    InstitutionRecord,
     InstitutionState,
+    InstitutionStatus,
     RegistrationReceipt,
     RegistrationState,
     RegistrationStatus,
+    ReverificationCheck,
+    ReverificationResult,
     Verification,
+    status_after_reverification,
 )
 from models.notify import Notice
 from models.onboarding import (
@@ -37,7 +42,7 @@ from models.onboarding import (
 )
 from workflows.housekeeping import SecurityHousekeepingWorkflow
 from workflows.identity import IdentityVerificationWorkflow
-from workflows.institution import InstitutionRegistrationWorkflow
+from workflows.institution import InstitutionRegistrationWorkflow, InstitutionReverificationWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
 DOCTOR_DOCUMENTS = [DocumentKind.ID_PHOTO, DocumentKind.PRACTICE_LICENCE, DocumentKind.QUALIFICATION]
@@ -166,6 +171,57 @@ class InstitutionWorld(Notices):
             [InstitutionRegistrationWorkflow],
             [self.record_institution],
             [self.submit_institution, self.registration_status, self.verify_institution, self.send_notice],
+        )
+
+
+class ReverificationWorld(Notices):
+    """Institutions with a status each; the platform confirms every one except those in `revoked`."""
+
+    def __init__(self, statuses: dict[str, InstitutionStatus]) -> None:
+        super().__init__()
+        self.statuses = dict(statuses)
+        self.revoked: set[str] = set()
+        self.checks: list[ReverificationCheck] = []
+
+    @activity.defn(name="approved_institutions")
+    async def approved_institutions(self) -> list[str]:
+        return [key for key, status in self.statuses.items() if status is InstitutionStatus.APPROVED]
+
+    @activity.defn(name="reverify_institution")
+    async def reverify_institution(self, check: ReverificationCheck) -> Verification:
+        found = check.institution_id not in self.revoked
+        return Verification(
+            verified=found,
+            detail="监管平台查询结果与登记信息一致" if found else "监管平台显示该机构未获批准",
+            checked_at=datetime(2026, 12, 2, tzinfo=UTC),
+            record=InstitutionRecord(found=True, code=f"PDY-{check.institution_id}", approved=found),
+        )
+
+    @activity.defn(name="record_reverification")
+    async def record_reverification(
+        self, check: ReverificationCheck, verification: Verification
+    ) -> ReverificationResult:
+        self.checks.append(check)
+        before = self.statuses[check.institution_id]
+        after = status_after_reverification(before, verification.verified, check.requested_by)
+        self.statuses[check.institution_id] = after
+        return ReverificationResult(
+            check_id=check.check_id,
+            institution_id=check.institution_id,
+            code=f"PDY-{check.institution_id}",
+            name="岐黄中医互联网医院",
+            status_before=before,
+            status_after=after,
+            verification=verification,
+        )
+
+    def running(self, client: Client, queue: str) -> Any:
+        return workers(
+            client,
+            queue,
+            [InstitutionReverificationWorkflow],
+            [self.approved_institutions, self.record_reverification],
+            [self.reverify_institution, self.send_notice],
         )
 
 

@@ -1,13 +1,33 @@
 """InstitutionRegistration against the dev server with fake activities: submit, wait for the platform's decision,
-verify after approval, tell the admins; a refused filing or a rejection ends it with the reason."""
+verify after approval, tell the admins; a refused filing or a rejection ends it with the reason. InstitutionReverification
+from its Schedule and as an admin asks it: suspend what the platform no longer confirms, reinstate on an admin's
+confirmed look-up, tell the admins either way."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client
 
-from models.institution import InstitutionInput, InstitutionStatus, RegistrationState, RegistrationStatus
-from tests.workflows.account_fakes import InstitutionWorld
-from workflows.institution import InstitutionRegistrationWorkflow, institution_workflow_id
+from models.institution import (
+    SYSTEM_CHECKER,
+    InstitutionInput,
+    InstitutionStatus,
+    RegistrationState,
+    RegistrationStatus,
+    ReverificationInput,
+    ReverificationResult,
+)
+from tests.workflows.account_fakes import InstitutionWorld, ReverificationWorld
+from tests.workflows.conftest import first_scheduled_run
+from workflows.institution import (
+    REVERIFY_SCHEDULE_ID,
+    InstitutionRegistrationWorkflow,
+    InstitutionReverificationWorkflow,
+    institution_workflow_id,
+    reverification_schedule,
+    reverification_workflow_id,
+)
 
 
 async def register(client: Client, queue: str, institution_id: str) -> InstitutionStatus:
@@ -60,3 +80,60 @@ async def test_a_filing_refused_outright_records_the_reason(client: Client, uid:
         assert await register(client, queue, f"inst-{uid}") is InstitutionStatus.REJECTED
     assert world.polls == []
     assert [(s.status, s.reason) for s in world.recorded] == [(InstitutionStatus.REJECTED, "接入 IP 地址“x”无效")]
+
+
+# --- re-verification of approved institutions (8.5.4.4) ---
+
+
+async def test_the_scheduled_run_suspends_what_the_platform_no_longer_confirms(client: Client, uid: str) -> None:
+    world = ReverificationWorld(
+        {"a": InstitutionStatus.APPROVED, "b": InstitutionStatus.APPROVED, "c": InstitutionStatus.SUSPENDED}
+    )
+    world.revoked = {"b"}
+    queue = f"wf-reverify-{uid}"
+    async with world.running(client, queue):
+        handle = await client.create_schedule(
+            f"{REVERIFY_SCHEDULE_ID}-{uid}",
+            reverification_schedule(queue, timedelta(days=1)),
+            trigger_immediately=True,
+        )
+        try:
+            run = client.get_workflow_handle_for(
+                InstitutionReverificationWorkflow.run, await first_scheduled_run(handle)
+            )
+            results = await run.result()
+        finally:
+            await handle.delete()
+    # Only the approved ones are looked up; a suspended institution waits for an admin.
+    assert [(r.institution_id, r.status_before, r.status_after) for r in results] == [
+        ("a", InstitutionStatus.APPROVED, InstitutionStatus.APPROVED),
+        ("b", InstitutionStatus.APPROVED, InstitutionStatus.SUSPENDED),
+    ]
+    assert {check.requested_by for check in world.checks} == {SYSTEM_CHECKER}
+    assert len({check.check_id for check in world.checks}) == 2
+    [notice] = world.notices
+    assert (notice.user_ref, notice.template, notice.params["code"]) == ("role:admin", "institution_suspended", "PDY-b")
+    assert notice.params["detail"] == "监管平台显示该机构未获批准"
+
+
+async def test_an_admin_reinstates_a_suspended_institution_the_platform_confirms(client: Client, uid: str) -> None:
+    world = ReverificationWorld({"c": InstitutionStatus.SUSPENDED})
+    queue = f"wf-reverify-{uid}"
+
+    async def reverify(requested_by: str) -> list[ReverificationResult]:
+        return await client.execute_workflow(
+            InstitutionReverificationWorkflow.run,
+            ReverificationInput(institution_ids=["c"], requested_by=requested_by),
+            id=reverification_workflow_id("c", uid),
+            task_queue=queue,
+        )
+
+    async with world.running(client, queue):
+        # Confirmed again, but nobody asked: still suspended, nobody told.
+        [scheduled] = await reverify(SYSTEM_CHECKER)
+        assert scheduled.status_after is InstitutionStatus.SUSPENDED and world.notices == []
+        [asked] = await reverify("u-admin")
+        # The same workflow id again: each run's look-up has its own record.
+        assert asked.check_id != scheduled.check_id
+    assert (asked.status_before, asked.status_after) == (InstitutionStatus.SUSPENDED, InstitutionStatus.APPROVED)
+    assert [(n.template, n.user_ref) for n in world.notices] == [("institution_reinstated", "role:admin")]

@@ -1,15 +1,23 @@
 """Onboarding against the dev server with fake activities: the checks decide whether a review is needed, the review is
-an Update with a validator, the decision is recorded and the applicant told."""
+an Update with a validator, the decision is recorded and the applicant told. The review's deadline (reminders, then
+escalation without a decision) runs on a time-skipping server, with the days the settings give."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
 
 import pytest
+import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
+from core.binaries import find_executable
+from core.settings import Settings
+from core.temporal import data_converter
+from models.notify import Notice
 from models.onboarding import (
     Affiliation,
     ApplicationStatus,
@@ -24,12 +32,17 @@ from tests.workflows.account_fakes import OnboardingWorld
 from workflows.onboarding import OnboardingWorkflow, onboarding_workflow_id
 
 
-async def start(client: Client, queue: str, staff_id: str, attempt: int = 1) -> WorkflowHandle:
+async def start(
+    client: Client, queue: str, staff_id: str, attempt: int = 1, deadline: Settings | None = None
+) -> WorkflowHandle:
+    """Without `deadline` as a flow submitted before review deadlines; with it, as submitting starts one now (the
+    settings' review window and reminders)."""
+    run = OnboardingInput(staff_id=staff_id, attempt=attempt)
+    if deadline is not None:
+        run.review_window_s = deadline.staff_review_window_s
+        run.review_reminders_s = deadline.staff_review_reminders_s
     return await client.start_workflow(
-        OnboardingWorkflow.run,
-        OnboardingInput(staff_id=staff_id, attempt=attempt),
-        id=onboarding_workflow_id(staff_id),
-        task_queue=queue,
+        OnboardingWorkflow.run, run, id=onboarding_workflow_id(staff_id), task_queue=queue
     )
 
 
@@ -154,3 +167,93 @@ async def test_a_review_while_the_checks_run_is_refused(client: Client, uid: str
         assert (await awaiting_review(handle)).status is ApplicationStatus.AWAITING_REVIEW
         await handle.terminate("test over")
     assert world.decisions == []
+
+
+# --- the review deadline, on a server whose clock the test moves (time skipping) ---
+
+DAY = timedelta(days=1)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def skipping(settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of its own with time skipping allowed; each flow's clock moves only when the test says."""
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=find_executable("temporal"),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+        dev_server_log_level="error",
+        dev_server_startup_timeout=None,
+        data_converter=data_converter(settings),
+    )
+    yield env
+    await env.shutdown()
+
+
+async def admin_notices(world: OnboardingWorld, count: int) -> list[Notice]:
+    """The admins' notices once `count` have gone out (beside the flow, so a moment after it moved on)."""
+    for _ in range(100):
+        sent = [notice for notice in world.notices if notice.user_ref == "role:admin"]
+        if len(sent) >= count:
+            return sent
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} admin notices expected, got {world.notices}")
+
+
+async def test_an_unreviewed_application_reminds_the_admins_then_escalates_and_stays_pending(
+    skipping: WorkflowEnvironment, settings: Settings, uid: str
+) -> None:
+    assert (settings.staff_review_window_s, settings.staff_review_reminders_s) == (5 * 86400, [2 * 86400, 86400])
+    world = OnboardingWorld()
+    queue = f"wf-onboard-{uid}"
+    async with world.running(skipping.client, queue):
+        handle = await start(skipping.client, queue, f"stf-{uid}", deadline=settings)
+        waiting = await awaiting_review(handle)
+        assert waiting.review_due_at is not None and waiting.escalated_at is None
+        assert world.checks[-1].review_due_at == waiting.review_due_at
+
+        await skipping.fast_forward(handle, 3 * DAY + timedelta(hours=1))
+        [first] = await admin_notices(world, 1)
+        assert (first.template, first.params["staff_id"], first.params["role"]) == (
+            "onboarding_review_reminder",
+            f"stf-{uid}",
+            "医生",
+        )
+        assert (await handle.query(OnboardingWorkflow.state)).escalated_at is None
+
+        await skipping.fast_forward(handle, 2 * DAY)
+        sent = await admin_notices(world, 3)
+        assert [notice.template for notice in sent] == [
+            "onboarding_review_reminder",
+            "onboarding_review_reminder",
+            "onboarding_review_overdue",
+        ]
+        overdue = await handle.query(OnboardingWorkflow.state)
+        # Escalated, not decided: still waiting for an admin, and recorded so the admins' list shows it.
+        assert overdue.status is ApplicationStatus.AWAITING_REVIEW and overdue.escalated_at is not None
+        assert overdue.escalated_at >= waiting.review_due_at
+        assert world.checks[-1].escalated_at == overdue.escalated_at and world.decisions == []
+
+        await skipping.fast_forward(handle, 10 * DAY)
+        assert (await handle.query(OnboardingWorkflow.state)).status is ApplicationStatus.AWAITING_REVIEW
+        decided = await handle.execute_update(
+            OnboardingWorkflow.review, StaffReview(reviewer_user_id="u-admin", approve=True)
+        )
+        assert decided.status is ApplicationStatus.APPROVED
+        await handle.result()
+    assert [(d.approved, d.decided_by) for d in world.decisions] == [(True, "u-admin")]
+    assert world.notices[-1].template == "onboarding_approved"
+
+
+async def test_a_review_in_time_sends_no_reminder(skipping: WorkflowEnvironment, settings: Settings, uid: str) -> None:
+    world = OnboardingWorld()
+    queue = f"wf-onboard-{uid}"
+    async with world.running(skipping.client, queue):
+        handle = await start(skipping.client, queue, f"stf-{uid}", deadline=settings)
+        await awaiting_review(handle)
+        await skipping.fast_forward(handle, DAY)
+        decided = await handle.execute_update(
+            OnboardingWorkflow.review, StaffReview(reviewer_user_id="u-admin", approve=False, reason="证照模糊")
+        )
+        assert decided.status is ApplicationStatus.REJECTED and decided.escalated_at is None
+        await handle.result()
+    assert [notice.template for notice in world.notices] == ["onboarding_rejected"]
