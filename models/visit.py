@@ -88,6 +88,8 @@ class VisitState(BaseModel):
     record_written: bool = False
     record_signed: bool = False
     prescription_ids: list[str] = []
+    # Exam orders (检查/检验) placed in the consult; each runs as its own flow.
+    exam_order_ids: list[str] = []
     # Doctors invited into the consult (会诊), and those of them who signed their opinion.
     consultants: list[str] = []
     opinions: list[str] = []

@@ -28,11 +28,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.adapters.his import HisRegistration
     from activities.consultations import ConsultationActivities
+    from activities.exams import ExamActivities
     from activities.prescriptions import PrescriptionActivities
     from activities.records import RecordActivities
     from activities.visits import VisitActivities
     from models.billing import BillInput, BillKind, BillState, BillStatus, RefundInput, RefundResult
     from models.consultation import MAX_CONSULTANTS, GiveOpinion, InviteConsultant
+    from models.exam import ExamOrderInput, ExamOrderState, OrderExams, ordered_state
     from models.prescription import PrescriptionInput, PrescriptionState, RxStage
     from models.record import SignRecord
     from models.schedule_change import ChangeKind, ScheduleChangeNotice, VisitChangeProgress, VisitOutcome
@@ -55,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         WriteRecord,
     )
     from workflows.bill import BILL_OPENED_SIGNAL, BillWorkflow, bill_workflow_id
+    from workflows.exam import ExamOrderWorkflow, exam_workflow_id
     from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
     from workflows.refund import RefundWorkflow, refund_workflow_id
     from workflows.steps import Notices, call, db, local, refusal, yuan
@@ -665,6 +668,40 @@ class VisitWorkflow:
         self._require_open_consult()
         if request.prescription_id in self._state.prescription_ids:
             raise ApplicationError("处方编号重复", type="DUPLICATE_PRESCRIPTION")
+
+    @workflow.update
+    async def order_exams(self, request: OrderExams) -> ExamOrderState:
+        """The visit's doctor orders exams (检查/检验); the order is paid, booked and refunded in its own flow, which
+        outlives the consult."""
+        visit = self._terms
+        order = ExamOrderInput(
+            order_id=request.order_id,
+            visit_id=visit.visit_id,
+            patient_id=visit.patient_id,
+            doctor_id=request.doctor_id,
+            lines=request.lines,
+            note=request.note,
+            channel=visit.channel,
+            windows=request.windows,
+        )
+        self._state.exam_order_ids.append(order.order_id)
+        ordered = ordered_state(order)
+        # Listed before the update answers, so the patient's list shows it at once; its own flow keeps it current.
+        async with self._lock:
+            await db(ExamActivities.record_exam_order, order, ordered)
+        await workflow.start_child_workflow(
+            ExamOrderWorkflow.run,
+            order,
+            id=exam_workflow_id(order.order_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        return ordered
+
+    @order_exams.validator
+    def _validate_order_exams(self, request: OrderExams) -> None:
+        self._require_in_consult(request.doctor_id)
+        if request.order_id in self._state.exam_order_ids:
+            raise ApplicationError("检查单编号重复", type="DUPLICATE_EXAM_ORDER")
 
     @workflow.update
     async def invite_consultant(self, request: InviteConsultant) -> VisitState:
