@@ -80,7 +80,8 @@ _MATCH_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL enable_mergejoin = off", "S
 # run takes the bills of that campus (those naming none belong to the main campus); a run without campus takes all.
 # Payments are keyed on out_trade_no, refunds on out_refund_no (a refund line without one stands alone). Lines whose
 # number repeats in the statement (flagged at download) are folded into one: their amounts summed, succeeded only if
-# all did; every other line is its number's only line, so the statement is read once and never grouped.
+# all did; every other line is its number's only line, so the statement is read once and never grouped. A refund
+# that returned nothing through the channel (a re-settlement that left the self-pay part as it was) is no channel's.
 # Outcome, for a number on either side:
 # - only the platform has it that day: platform_only (短款);
 # - both have it: status_mismatch if the channel's line did not succeed, amount_mismatch if the amounts differ;
@@ -119,7 +120,7 @@ platform_side AS (
     UNION ALL
     SELECT 'refund', r.id, r.amount_fen::bigint
       FROM refunds r JOIN bills b ON b.id = r.bill_id
-     WHERE b.channel = :channel AND r.status = 'succeeded'
+     WHERE b.channel = :channel AND r.status = 'succeeded' AND r.amount_fen > 0
        AND r.finished_at >= :day_start AND r.finished_at < :day_end
        AND (CAST(:campus AS text) IS NULL OR COALESCE(b.campus, CAST(:main_campus AS text)) = CAST(:campus AS text))
 ),

@@ -374,6 +374,21 @@ def mobile_order_state(ord_stas: str) -> MobileOrderState:
     return MobileOrderState.UNKNOWN
 
 
+class MobileAuthorization(BaseModel):
+    """The patient's online 医保 payment authorization (线上支付授权), as the platform reports it. PII.
+
+    The patient gives it with their 医保电子凭证 on the platform's authorization page (in WeChat, Alipay or the 国家医保服务
+    平台 app), opened for one of our orders (`med_org_ord`: the bill). `pay_auth_no` is what 6201, 6202 and 6203 carry
+    as the patient's consent; the identity says whose it is, so it can be checked against the patient who owes the bill.
+    """
+
+    med_org_ord: str = Field(min_length=1)
+    pay_auth_no: str = Field(min_length=1)
+    user_name: str
+    id_type: str = "01"  # 证件类型: 01 居民身份证
+    id_no: str
+
+
 class MobileOrderRequest(BaseModel):
     """6201 费用明细上传 for a visit registered with 2201. PII (the patient's name and ID number)."""
 

@@ -6,6 +6,15 @@ merchant the settings pick, tells its parent where to pay, and waits for the cha
 window passes it closes the order at the channel; if the channel says the order was paid meanwhile (a lost or late
 callback), the bill is paid after all. A bill that closes unpaid gives its 医保 settlement back (2208). A paid bill
 gets its e-invoice from a flow of its own. The parent gets the final state as the child's result.
+
+On the mobile path (医保移动支付, `InsurancePath.MOBILE`: the patient pays with 医保 in the app) nothing can be settled
+before the patient authorizes the payment on the 医保 platform: the bill first tells its parent where to authorize
+and waits, within the payment window, for the platform's report of that authorization (a callback the API keeps and
+signals here as `insurance_authorized`). The fee then goes up as a mobile order (6201) and 6202 settles it; a 6202
+whose answer never came is asked about (6301) when the platform's settlement notice arrives (`insurance_notice`) or
+at each poll. Unauthorized by the deadline, the bill closes with nothing held anywhere. The self-pay part is ordered
+at the channel as on the in-hospital path, with a payment window of its own (the patient who authorized late still
+has the whole window to pay the rest).
 """
 
 from __future__ import annotations
@@ -13,8 +22,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -26,31 +33,38 @@ with workflow.unsafe.imports_passed_through():
         BillStatus,
         ChannelOrder,
         ChannelOrderStatus,
+        InsurancePath,
         InsuranceRelease,
         InsuranceSettleRequest,
         PaymentNotice,
     )
     from models.invoice import InvoiceTask
+    from workflows.insurance_steps import InsuranceSettler
     from workflows.invoice import InvoiceWorkflow, bill_link, invoice_workflow_id
-    from workflows.steps import Notices, call, db, integration_queue, local, yuan
+    from workflows.steps import Notices, call, db, local, yuan
 
 
 BILL_OPENED_SIGNAL = "bill_opened"
 # Flows from before these patches neither settled 医保 nor had e-invoices issued.
 INSURANCE_AT_PAYMENT = "insurance-at-payment"
 E_INVOICE = "e-invoice"
-# Settling messages per bill: a settlement whose answer never came is reversed (2601) and sent again as the next.
-SETTLE_ATTEMPTS = 3
-# The patient waits for the split before paying: a 医保 platform that keeps failing falls back to self-pay.
-INSURANCE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20), maximum_attempts=5
-)
+# Flows from before this patch knew one 医保 path only (`insurance_presented`, then 2207).
+MOBILE_INSURANCE = "insurance-mobile"
+# A mobile order whose 6202 went unanswered is asked about about twenty times across the payment window, at most
+# every half minute, unless the platform's notice comes first.
+MOBILE_POLL_MAX = timedelta(seconds=30)
 
 _WHAT = {"registration": "挂号费", "prescription": "处方药费"}
 
 
 def bill_workflow_id(bill_id: str) -> str:
     return f"bill-{bill_id}"
+
+
+def insurance_authorization_link(bill_id: str) -> str:
+    """Where the app takes the patient to authorize paying a bill with 医保 (医保移动支付): its page for the bill,
+    which opens the 医保 platform's authorization (医保电子凭证) with the bill as the order to pay."""
+    return f"{bill_link(bill_id)}/insurance-authorization"
 
 
 def prescription_bill_id(prescription_id: str) -> str:
@@ -67,18 +81,30 @@ class BillWorkflow:
         self._state = BillState(bill_id=bill.bill_id, status=BillStatus.OPEN, amount_fen=bill.amount_fen)
         self._notice: PaymentNotice | None = None
         self._cancel_requested = False
+        self._authorized = False
+        window = timedelta(seconds=bill.pay_window_s)
+        self._settler = InsuranceSettler(
+            poll=max(timedelta(seconds=1), min(MOBILE_POLL_MAX, window / 20)), patience=window
+        )
 
     @workflow.run
     async def run(self, bill: BillInput) -> BillState:
-        # Both patches are asked before any step: one asked right after a local activity can be met before its marker
+        # Every patch is asked before any step: one asked right after a local activity can be met before its marker
         # on replay.
         invoices = workflow.patched(E_INVOICE)
-        if workflow.patched(INSURANCE_AT_PAYMENT) and await db(
-            InsurancePayActivities.insurance_presented, bill.bill_id
-        ):
-            await self._settle_insurance(bill)
+        two_paths = workflow.patched(MOBILE_INSURANCE)
+        path: InsurancePath | None = None
+        if workflow.patched(INSURANCE_AT_PAYMENT):
+            if two_paths:
+                path = await db(InsurancePayActivities.insurance_path, bill.bill_id)
+            elif await db(InsurancePayActivities.insurance_presented, bill.bill_id):
+                path = InsurancePath.HOSPITAL
+        # Unauthorized, a mobile-path bill has nothing at the platform nor at the channel: it just closes.
+        authorized = path is not InsurancePath.MOBILE or await self._authorization(bill)
+        if path is not None and authorized:
+            await self._settle_insurance(bill, mobile=path is InsurancePath.MOBILE)
         what = _WHAT.get(bill.kind.value, bill.description)
-        if self._state.insurance is not None and self._state.channel_fen == 0:
+        if authorized and self._state.insurance is not None and self._state.channel_fen == 0:
             # 医保 paid it all: nothing to order at a channel, and the bill's details are where the patient goes.
             self._state.pay_url = bill_link(bill.bill_id)
             self._notice = PaymentNotice(
@@ -89,10 +115,10 @@ class BillWorkflow:
                 paid_at=workflow.now(),
             )
             await self._tell_parent()
-        else:
+        elif authorized:
             await self._open_at_channel(bill, what)
 
-        if self._notice is None:
+        if self._notice is None and authorized:
             # Unpaid by the deadline (or cancelled): close at the channel, which also tells us of a payment we missed.
             closed: ChannelOrder = await call(BillingActivities.close_channel_order, bill.bill_id)
             if closed.status is ChannelOrderStatus.SUCCESS:
@@ -166,34 +192,38 @@ class BillWorkflow:
         except TimeoutError:
             pass
 
-    async def _settle_insurance(self, bill: BillInput) -> None:
-        """Settle the bill at the 医保 platform. A settlement whose answer never came is reversed (2601) and tried
-        again; one that cannot be made leaves the bill self-pay in full, with what the platform held withdrawn."""
-        refused = "医保结算未成功"
-        for attempt in range(SETTLE_ATTEMPTS):
-            request = InsuranceSettleRequest(
-                bill_id=bill.bill_id,
-                kind=bill.kind,
-                ref_id=bill.ref_id,
-                patient_id=bill.patient_id,
-                amount_fen=bill.amount_fen,
-                attempt=attempt,
-                requested_at=workflow.now(),
+    async def _authorization(self, bill: BillInput) -> bool:
+        """Tell the parent where the patient authorizes paying with 医保, and wait for the platform's report of it
+        within the payment window. True once authorized (and not cancelled meanwhile)."""
+        self._state.pay_url = insurance_authorization_link(bill.bill_id)
+        self._state.pay_deadline = workflow.now() + timedelta(seconds=bill.pay_window_s)
+        self._state.awaiting_insurance_authorization = True
+        await db(BillingActivities.record_bill, bill, self._state)
+        await self._tell_parent()
+        try:
+            await workflow.wait_condition(
+                lambda: self._authorized or self._cancel_requested, timeout=timedelta(seconds=bill.pay_window_s)
             )
-            try:
-                self._state.insurance = await workflow.execute_activity_method(
-                    InsurancePayActivities.settle_bill_insurance,
-                    request,
-                    task_queue=integration_queue(),
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=INSURANCE_RETRY,
-                )
-                return
-            except ActivityError as failure:
-                code, refused = _refusal(failure, refused)
-                if code != "SETTLEMENT_UNKNOWN":
-                    break
-                await call(InsurancePayActivities.reverse_unknown_settlement, request)
+        except TimeoutError:
+            pass
+        self._state.awaiting_insurance_authorization = False
+        return self._authorized and not self._cancel_requested
+
+    async def _settle_insurance(self, bill: BillInput, *, mobile: bool = False) -> None:
+        """Settle the bill at the 医保 platform (`InsuranceSettler`); one that cannot be settled leaves the bill
+        self-pay in full, with what the platform held withdrawn."""
+
+        request = InsuranceSettleRequest(
+            bill_id=bill.bill_id,
+            kind=bill.kind,
+            ref_id=bill.ref_id,
+            patient_id=bill.patient_id,
+            amount_fen=bill.amount_fen,
+            requested_at=workflow.now(),
+        )
+        self._state.insurance, refused = await self._settler.settle(request, mobile=mobile)
+        if self._state.insurance is not None:
+            return
         await self._release_insurance(refused, cancel_visit=True)
         self._state.insurance_refused = refused
         self._notices.send("insurance-refused", f"patient:{bill.patient_id}", "insurance_not_used", reason=refused)
@@ -234,14 +264,17 @@ class BillWorkflow:
         """The owning flow no longer wants the money (the patient cancelled)."""
         self._cancel_requested = True
 
+    @workflow.signal
+    def insurance_authorized(self) -> None:
+        """The 医保 platform reported the patient's payment authorization for this bill (the API verified it, checked it
+        is the patient's own and keeps it encrypted: it never travels in the flow's history)."""
+        self._authorized = True
+
+    @workflow.signal
+    def insurance_notice(self, pay_ord_id: str) -> None:
+        """The platform's settlement notice for the bill's mobile order: only a hint to ask 6301 now."""
+        self._settler.notified = True
+
     @workflow.query
     def state(self) -> BillState:
         return self._state
-
-
-def _refusal(failure: ActivityError, fallback: str) -> tuple[str, str]:
-    """The code and zh-CN message of a failed step's business refusal (a timeout or exhausted retries: none)."""
-    cause = failure.cause
-    if isinstance(cause, ApplicationError) and cause.type and cause.non_retryable:
-        return cause.type, cause.message
-    return "", fallback

@@ -9,6 +9,13 @@ everything left of the bill has the bill's e-invoice reversed in red.
 A special refund (after the medicine left the pharmacy) first records the negotiation of the hospital, the supplier
 and the courier (each party's answer and what it bears, in fen); the hospital concludes it, and the agreed sum is
 what is refunded, or nothing when the hospital refuses.
+
+A partial refund beyond a 医保 bill's self-pay part (`RefundPlan.resettle`) cannot take part of the settlement: the
+医保 rules give a settlement back only whole. So the whole settlement goes back (2208, or 6203 on the mobile path),
+what remains of the bill is settled anew (a new batch, 2204/2207 or 6201/6202, under this flow's own keys), and the
+channel returns the self-pay difference: the cash paid less the new settlement's cash part. The patient gets back
+exactly the amount asked for (the 医保 difference plus the cash difference); the channel never returns more than it
+took. Should the platform refuse the new settlement, what remains is self-pay.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from models.billing import (
         ChannelRefund,
         ConcludeNegotiation,
+        InsurancePath,
         InsuranceRelease,
+        InsuranceSettleRequest,
         NegotiationEntry,
         NegotiationParty,
         RefundInput,
@@ -36,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RefundStatus,
     )
     from models.invoice import InvoiceTask
+    from workflows.insurance_steps import InsuranceSettler
     from workflows.invoice import InvoiceWorkflow, invoice_workflow_id
     from workflows.steps import Notices, call, db, yuan
 
@@ -45,6 +55,11 @@ POLL_INTERVAL = timedelta(minutes=1)
 ARRIVAL_ETA = {"sandbox": "即时到账", "wechat": "预计1-3个工作日到账", "alipay": "预计1-3个工作日到账"}
 # Refunds from before this patch went back through the channel only, with no 医保 part, kinds or e-invoices.
 SPLIT_REFUNDS = "split-refunds"
+# Refunds from before this patch never re-settled a bill (a partial refund stayed within the self-pay part).
+RESETTLE_REFUNDS = "resettle-refunds"
+# A re-settlement's mobile order whose 6202 went unanswered is asked about (6301) this often, for this long.
+RESETTLE_POLL = timedelta(seconds=15)
+RESETTLE_PATIENCE = timedelta(minutes=30)
 
 
 def refund_workflow_id(bill_id: str, sequence: int | str) -> str:
@@ -71,6 +86,8 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, refund: RefundInput) -> RefundResult:
+        # Both patches are asked before any step.
+        resettling = workflow.patched(RESETTLE_REFUNDS)
         if not workflow.patched(SPLIT_REFUNDS):
             return await self._channel_only(refund)
         if refund.kind is RefundKind.SPECIAL and not await self._negotiated(refund):
@@ -87,6 +104,8 @@ class RefundWorkflow:
         self._result.channel_fen = plan.channel_fen
         patient = f"patient:{refund.patient_id}"
         self._notices.send("started", patient, "refund_started", amount=yuan(self._result.amount_fen), eta=plan.eta)
+        if resettling and plan.resettle is not None:
+            return await self._resettle(plan)
         if plan.insurance is not None:
             release = InsuranceRelease(bill_id=refund.bill_id, requested_at=workflow.now(), reason=refund.reason)
             try:
@@ -109,6 +128,54 @@ class RefundWorkflow:
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )
         self._notices.send("done", patient, "refund_done", amount=yuan(self._result.amount_fen))
+        return await self._end()
+
+    async def _resettle(self, plan: RefundPlan) -> RefundResult:
+        """Give the settlement back whole, settle what remains, return the self-pay difference through the channel."""
+        refund, held = self._refund, plan.resettle
+        assert held is not None
+        self._result.resettle = True
+        self._result.channel_fen = 0
+        release = InsuranceRelease(bill_id=refund.bill_id, requested_at=workflow.now(), reason=refund.reason)
+        try:
+            await call(InsurancePayActivities.release_bill_insurance, release)
+        except ActivityError as failure:
+            # Nothing went back: the claim is given back whole and the refund can be asked for again.
+            return await self._failed(_message(failure, "医保退费未成功"))
+
+        request = InsuranceSettleRequest(
+            bill_id=refund.bill_id,
+            kind=held.kind,
+            ref_id=held.ref_id,
+            patient_id=refund.patient_id,
+            amount_fen=held.remaining_fen,
+            requested_at=workflow.now(),
+        )
+        settler = InsuranceSettler(poll=RESETTLE_POLL, patience=RESETTLE_PATIENCE)
+        share, refused = await settler.settle(request, mobile=held.path is InsurancePath.MOBILE)
+        if share is None:
+            # The platform would not settle the rest: it is self-pay now, and nothing of it stays at the platform.
+            workflow.logger.warning("re-settlement refused", extra={"bill_id": refund.bill_id, "reason": refused})
+            await call(
+                InsurancePayActivities.release_bill_insurance,
+                release.model_copy(update={"requested_at": workflow.now(), "cancel_visit": True}),
+            )
+        cash_owed = held.remaining_fen if share is None else share.split.cash_fen
+        self._result.insurance_fen = held.insurance_held_fen - (0 if share is None else share.covered_fen)
+        channel_fen = held.cash_held_fen - cash_owed
+        if channel_fen < 0:
+            # The remaining items cost the patient more cash than they paid: nothing is charged again, and the
+            # difference is finance's to settle with the patient.
+            return await self._failed(f"重新结算后个人自付{yuan(cash_owed)}元超过已付自付{yuan(held.cash_held_fen)}元")
+        if channel_fen:
+            outcome = await self._through_channel(refund.model_copy(update={"amount_fen": channel_fen}))
+            self._result.channel_refund_id = outcome.refund_id
+            if outcome.status is not RefundStatus.SUCCEEDED:
+                return await self._failed("支付渠道退款未成功")
+            self._result.channel_fen = channel_fen
+        self._result.status = RefundStatus.SUCCEEDED
+        await db(BillingActivities.finish_refund, self._result)
+        self._notices.send("done", f"patient:{refund.patient_id}", "refund_done", amount=yuan(self._result.amount_fen))
         return await self._end()
 
     async def _through_channel(self, refund: RefundInput) -> ChannelRefund:

@@ -16,7 +16,7 @@ from api.schemas.money import InsurancePartOut, InvoiceOut
 from api.services.access import visible_bill
 from api.services.audit import audit_read
 from models.common import Role
-from models.tables import Bill, InsuranceSettlement
+from models.tables import Bill, InsuranceCredential, InsuranceSettlement
 
 router = APIRouter(prefix="/bills", tags=["bills"])
 
@@ -43,7 +43,9 @@ class BillOut(BaseModel):
     insurance: InsurancePartOut | None = Field(default=None, description="医保结算明细（仅订单详情）")
 
 
-def _out(row: Bill, settlement: InsuranceSettlement | None = None) -> BillOut:
+def _out(
+    row: Bill, settlement: InsuranceSettlement | None = None, credential: InsuranceCredential | None = None
+) -> BillOut:
     invoice = None
     if row.invoice_code and row.invoice_no:
         invoice = InvoiceOut(
@@ -60,9 +62,15 @@ def _out(row: Bill, settlement: InsuranceSettlement | None = None) -> BillOut:
         insurance = InsurancePartOut(
             setl_id=settlement.setl_id,
             status=settlement.status,
+            mobile=settlement.mobile,
             fund_fen=settlement.fund_fen,
             account_fen=settlement.account_fen,
             cash_fen=settlement.cash_fen,
+        )
+    elif credential is not None and credential.mobile and credential.authorized_at is None and row.status == "open":
+        # 医保移动支付 before the patient authorized it: nothing is settled yet, `pay_url` leads to the authorization.
+        insurance = InsurancePartOut(
+            setl_id=None, status="awaiting_authorization", mobile=True, fund_fen=0, account_fen=0, cash_fen=0
         )
     return BillOut(
         bill_id=row.id,
@@ -106,5 +114,6 @@ async def list_bills(
 async def get_bill(bill_id: str, request: Request, actor: ActorDep, session: SessionDep) -> BillOut:
     bill = await visible_bill(session, actor, bill_id)
     settlement = await session.get(InsuranceSettlement, bill_id)
+    credential = await session.get(InsuranceCredential, bill_id) if settlement is None else None
     await audit_read(session, actor, "bill", bill_id, bill.patient_id, request)
-    return _out(bill, settlement)
+    return _out(bill, settlement, credential)

@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from models.billing import NegotiationParty, RefundKind
 
 
 class InsuranceIn(BaseModel):
-    """Pay with 医保: the 医保电子凭证 token (ecToken) the patient's app got by decoding the 电子凭证 QR code."""
+    """Pay with 医保, one of two ways (see `models.billing.InsurancePath`):
 
-    ec_token: str = Field(min_length=8, max_length=512, description="医保电子凭证令牌（ecToken）")
+    - `ec_token`: the 医保电子凭证 token (ecToken) the patient's app got by decoding the 电子凭证 QR code; the hospital
+      settles the bill with it (1101 → 2201 → 2204 → 2207);
+    - `mobile`: 医保移动支付, the 医保 platform's own path for online visits: after booking or confirming, the patient
+      authorizes the payment with their 医保电子凭证 on the platform's authorization page (the answer's `pay_url` leads
+      there), and the platform settles the bill with that authorization (6201 → 6202).
+    """
+
+    ec_token: str | None = Field(
+        default=None, min_length=8, max_length=512, description="医保电子凭证令牌（ecToken），扫码结算时提供"
+    )
+    mobile: bool = Field(default=False, description="true：医保移动支付，在医保平台授权后由平台结算（不提供 ec_token）")
     use_account: bool = Field(default=True, description="个人负担部分是否优先使用个人账户支付")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if self.mobile == (self.ec_token is not None):
+            raise ValueError("请提供医保电子凭证令牌（ec_token），或选择医保移动支付（mobile），二者选其一")
+        return self
 
 
 class InsurancePartOut(BaseModel):
-    """How 医保 settled the bill (2207): pooled fund, personal account, and what the patient pays (cash)."""
+    """How 医保 settled the bill (2207, or 6202 on the mobile path): pooled fund, personal account, and what the patient
+    pays (cash). After a partial refund beyond the self-pay part: the settlement of what remains."""
 
     setl_id: str | None
-    status: str = Field(description="settled 已结算；cancelled 已撤销（2208）；其余为处理中")
+    status: str = Field(
+        description="settled 已结算；cancelled 已撤销（2208/6203）；awaiting_authorization 待患者在医保平台授权"
+        "（医保移动支付）；其余为处理中"
+    )
+    mobile: bool = Field(default=False, description="是否医保移动支付")
     fund_fen: int = Field(description="统筹基金支付（分）")
     account_fen: int = Field(description="个人账户支付（分）")
     cash_fen: int = Field(description="个人自付（分），经支付渠道支付")

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -24,10 +24,13 @@ from activities.adapters.payment.merchants import Merchants
 from activities.billing import BillingActivities
 from activities.insurance_pay import InsurancePayActivities, RecordedSettlements
 from activities.invoices import InvoiceActivities
+from api.errors import Problem
 from api.schemas.money import InsuranceIn
-from api.services.refunds import present_insurance
+from api.services.callbacks import deliver_insurance_authorization
+from api.services.refunds import present_insurance, refundable_fen
 from core.crypto.sm import FieldCipher
 from core.settings import MerchantRule, Settings
+from models import idcard
 from models.billing import (
     BillInput,
     BillKind,
@@ -36,9 +39,11 @@ from models.billing import (
     ChannelOrder,
     ChannelOrderStatus,
     ChannelRefund,
+    InsurancePath,
     InsuranceRelease,
     InsuranceSettleRequest,
     InsuranceShare,
+    MobileSettlementState,
     PaymentNotice,
     RefundInput,
     RefundResult,
@@ -48,7 +53,8 @@ from models.common import HOSPITAL_TZ, Role
 from models.insurance import CertType, InsuranceCredential, PaymentSplit
 from models.invoice import InvoiceStatus, InvoiceTask
 from models.reconciliation import INSURANCE_CHANNEL
-from models.tables import Bill, Doctor, InsuranceSettlement, Refund
+from models.tables import Bill, Doctor, InsuranceSettlement, Patient, Refund
+from models.tables import InsuranceCredential as InsuranceCredentialRow
 from tests.api.consult_helpers import make_consult_visit
 from tests.api.helpers import make_user
 
@@ -82,15 +88,19 @@ async def insured_bill(sessions, cipher, insurance, *, amount_fen: int, use_acco
     await present_insurance(
         sessions, cipher, visit.patient_id, bill_id, InsuranceIn(ec_token=token, use_account=use_account)
     )
-    request = InsuranceSettleRequest(
-        bill_id=bill_id,
+    return registration_request(visit, amount_fen), token
+
+
+def registration_request(visit, amount_fen: int) -> InsuranceSettleRequest:  # type: ignore[no-untyped-def]
+    """Settle the registration fee of `visit` (its bill is `{visit}-reg`)."""
+    return InsuranceSettleRequest(
+        bill_id=f"{visit.visit_id}-reg",
         kind=BillKind.REGISTRATION,
         ref_id=visit.visit_id,
         patient_id=visit.patient_id,
         amount_fen=amount_fen,
         requested_at=datetime.now(UTC),
     )
-    return request, token
 
 
 async def balance(insurance: SandboxInsurance, token: str) -> int:
@@ -410,3 +420,174 @@ async def test_a_paid_bill_gets_one_receipt_reversed_after_a_full_refund_in_eith
         )  # fmt: skip
     outcome = await in_flow(f"invoice-{early}").run(invoices.issue_invoice, InvoiceTask(bill_id=early, patient_id="p"))
     assert outcome.invoice_no and outcome.red_invoice_no
+
+
+# --- 医保移动支付 and partial refunds beyond the self-pay part ---
+
+
+async def mobile_bill(sessions, cipher, *, amount_fen: int, use_account: bool = True):  # type: ignore[no-untyped-def]
+    """A registration bill the patient (with a verified identity) chose to pay by 医保移动支付; nothing authorized."""
+    visit = await make_consult_visit(sessions, stage="waiting_doctor")
+    id_no = idcard.random_valid()
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Patient)
+            .where(col(Patient.id) == visit.patient_id)
+            .values(
+                name_enc=cipher.encrypt("name", "王五"),
+                id_card_enc=cipher.encrypt("id_card", id_no),
+                id_card_index=cipher.blind_index("id_card", id_no),
+            )
+        )
+    request = registration_request(visit, amount_fen)
+    await present_insurance(
+        sessions, cipher, visit.patient_id, request.bill_id, InsuranceIn(mobile=True, use_account=use_account)
+    )
+    return request, id_no
+
+
+async def id_card_balance(insurance: SandboxInsurance, id_no: str) -> int:
+    person = await insurance.query_person(credential=InsuranceCredential(cert_type=CertType.ID_CARD, cert_no=id_no))
+    return person.coverage().balance_fen
+
+
+async def test_the_mobile_path_settles_with_the_patients_own_authorization_and_6203_gives_it_back(
+    sessions, settings, cipher, client
+) -> None:
+    insurance = SandboxInsurance(sessions, settings)
+    steps = InsurancePayActivities(sessions, cipher, insurance)
+    request, id_no = await mobile_bill(sessions, cipher, amount_fen=66_66)
+    flow = in_flow(f"bill-{request.bill_id}")
+    assert await steps.insurance_path(request.bill_id) is InsurancePath.MOBILE
+
+    with pytest.raises(ApplicationError) as early:
+        await flow.run(steps.settle_bill_insurance, request)
+    assert early.value.type == "INSURANCE_NOT_AUTHORIZED"
+    # Someone else's authorization is refused; the patient's own is kept (encrypted) and wins over later ones.
+    other = insurance.simulate_authorization(request.bill_id, user_name="赵六", id_no=idcard.random_valid())
+    async with sessions() as session:
+        with pytest.raises(Problem) as stranger:
+            await deliver_insurance_authorization(client, session, cipher, insurance, *other)
+    assert stranger.value.status == 409
+    own = insurance.simulate_authorization(request.bill_id, user_name="王五", id_no=id_no)
+    async with sessions() as session:
+        assert await deliver_insurance_authorization(client, session, cipher, insurance, *own) == request.bill_id
+    async with sessions() as session:
+        credential = await session.get(InsuranceCredentialRow, request.bill_id)
+    assert credential is not None and credential.authorized_at is not None
+    assert credential.pay_auth_no_enc and "SBAU" not in credential.pay_auth_no_enc
+
+    opening = await id_card_balance(insurance, id_no)
+    share: InsuranceShare = await flow.run(steps.settle_bill_insurance, request)
+    assert share.split.fund_fen + share.split.account_fen + share.split.cash_fen == 66_66
+    assert await id_card_balance(insurance, id_no) == opening - share.split.account_fen
+    async with sessions() as session:
+        row = await session.get(InsuranceSettlement, request.bill_id)
+    assert row is not None and row.mobile and row.status == "settled" and row.setl_id == row.pay_ord_id
+    assert await flow.run(steps.settle_bill_insurance, request) == share  # a retry settles nothing again
+    check = await flow.run(steps.check_mobile_settlement, request)
+    assert check.state is MobileSettlementState.SETTLED and check.share == share
+
+    release = InsuranceRelease(bill_id=request.bill_id, requested_at=datetime.now(UTC), reason="全额退款")
+    refund_flow = in_flow(f"refund-{request.bill_id}-a1")
+    assert await refund_flow.run(steps.release_bill_insurance, release) == share.split
+    assert await refund_flow.run(steps.release_bill_insurance, release) == share.split
+    assert await id_card_balance(insurance, id_no) == opening
+
+
+class LostMobileAnswer(SandboxInsurance):
+    """The platform settles the first 6202 but its answer never arrives."""
+
+    lost = False
+
+    async def mobile_pay(self, *, idempotency_key, requested_at, request):  # type: ignore[no-untyped-def]
+        answer = await super().mobile_pay(idempotency_key=idempotency_key, requested_at=requested_at, request=request)
+        if not self.lost:
+            self.lost = True
+            raise SettlementUnknown("6202", self.msgid(idempotency_key), "gateway timeout")
+        return answer
+
+
+async def test_a_lost_6202_answer_is_found_settled_by_6301_and_charged_once(sessions, settings, cipher, client) -> None:
+    insurance = LostMobileAnswer(sessions, settings)
+    steps = InsurancePayActivities(sessions, cipher, insurance)
+    request, id_no = await mobile_bill(sessions, cipher, amount_fen=45_00)
+    own = insurance.simulate_authorization(request.bill_id, user_name="王五", id_no=id_no)
+    async with sessions() as session:
+        await deliver_insurance_authorization(client, session, cipher, insurance, *own)
+    opening = await id_card_balance(insurance, id_no)
+    flow = in_flow(f"bill-{request.bill_id}")
+
+    with pytest.raises(ApplicationError) as unknown:
+        await flow.run(steps.settle_bill_insurance, request)
+    assert unknown.value.type == "SETTLEMENT_UNKNOWN"
+    await flow.run(steps.reverse_unknown_settlement, request)  # a mobile order is asked about, never reversed
+    check = await flow.run(steps.check_mobile_settlement, request)
+    assert check.state is MobileSettlementState.SETTLED and check.share is not None
+    assert check.share.split.total_fen == 45_00
+    assert await id_card_balance(insurance, id_no) == opening - check.share.split.account_fen
+
+
+async def test_a_partial_refund_beyond_self_pay_resettles_the_rest_to_the_fen(sessions, settings, cipher) -> None:
+    insurance = SandboxInsurance(sessions, settings)
+    steps = InsurancePayActivities(sessions, cipher, insurance)
+    billing = BillingActivities(sessions, Channel("sandbox"), settings=settings)  # type: ignore[arg-type]
+    request, _ = await insured_bill(sessions, cipher, insurance, amount_fen=100_00, use_account=False)
+    share: InsuranceShare = await in_flow(f"bill-{request.bill_id}").run(steps.settle_bill_insurance, request)
+    covered, cash = share.covered_fen, share.split.cash_fen
+    assert cash > 0 and covered > 0
+    async with sessions() as session, session.begin():
+        session.add(
+            Bill(id=request.bill_id, kind="registration", ref_id=request.ref_id, patient_id=request.patient_id,
+                 amount_fen=cash, insurance_fen=covered, status="paid", channel="sandbox", paid_at=datetime.now(UTC))
+        )  # fmt: skip
+    wanted = cash + 23_45  # beyond the self-pay part, short of everything
+
+    plan = await billing.claim_refund(refund(request.bill_id, 1, wanted))
+    assert plan.resettle is not None and not plan.final and plan.insurance == share.split
+    assert (plan.resettle.remaining_fen, plan.resettle.cash_held_fen, plan.resettle.insurance_held_fen) == (
+        100_00 - wanted,
+        cash,
+        covered,
+    )
+    assert plan.resettle.path is InsurancePath.HOSPITAL and "重新结算" in plan.eta
+    assert await billing.claim_refund(refund(request.bill_id, 1, wanted)) == plan  # a retry claims nothing again
+    with pytest.raises(ApplicationError) as held:
+        await billing.claim_refund(refund(request.bill_id, 2, 1))  # everything left is held meanwhile
+    assert held.value.type == "REFUND_EXCEEDS_PAID"
+
+    refund_flow = in_flow(f"refund-{request.bill_id}-a1")
+    release = InsuranceRelease(bill_id=request.bill_id, requested_at=datetime.now(UTC), reason="部分退款")
+    assert await refund_flow.run(steps.release_bill_insurance, release) == share.split
+    rest = request.model_copy(update={"amount_fen": plan.resettle.remaining_fen, "requested_at": datetime.now(UTC)})
+    again: InsuranceShare = await refund_flow.run(steps.settle_bill_insurance, rest)
+    expected = split(100_00 - wanted, DEFAULT_POLICY.rule("310"), account_balance_fen=0, use_account=False)
+    assert (again.split.fund_fen, again.split.cash_fen) == (expected.fund_fen, expected.cash_fen)
+    assert again.setl_id != share.setl_id
+    assert await refund_flow.run(steps.settle_bill_insurance, rest) == again
+
+    result = RefundResult(
+        refund_id=plan.refund_id, bill_id=request.bill_id, amount_fen=wanted, status=RefundStatus.SUCCEEDED,
+        insurance_fen=covered - again.covered_fen, channel_fen=cash - again.split.cash_fen, resettle=True,
+    )  # fmt: skip
+    assert result.insurance_fen + (result.channel_fen or 0) == wanted
+    await billing.finish_refund(result)
+    await billing.finish_refund(result)  # once only
+    row = await bill_row(sessions, request.bill_id)
+    assert (row.refunded_fen, row.insurance_refunded_fen) == (result.channel_fen, result.insurance_fen)
+    assert refundable_fen(row) == again.split.total_fen
+    async with sessions() as session:
+        claimed = await session.get(Refund, plan.refund_id)
+    assert claimed is not None and (claimed.amount_fen, claimed.insurance_fen, claimed.status) == (
+        result.channel_fen,
+        result.insurance_fen,
+        "succeeded",
+    )
+    # The platform's book holds the new settlement of the day, not the one given back.
+    today = datetime.now(HOSPITAL_TZ).date()
+    booked = {entry.line.setl_id: entry.line for entry in await RecordedSettlements(sessions).settled_on(today)}
+    assert booked[again.setl_id or ""].total_fen == 100_00 - wanted and share.setl_id not in booked
+
+    # What remains refunds in full as before: the new settlement goes back whole with the cash left.
+    final = await billing.claim_refund(refund(request.bill_id, 3, again.split.total_fen))
+    assert final.final and final.resettle is None and final.channel_fen == again.split.cash_fen

@@ -10,26 +10,33 @@ from __future__ import annotations
 
 from models.billing import (
     ConcludeNegotiation,
+    InsurancePath,
     InsuranceShare,
+    MobileSettlementCheck,
+    MobileSettlementState,
     NegotiationEntry,
     NegotiationParty,
     RefundKind,
     RefundPlan,
 )
+from models.insurance import PaymentSplit
 from models.refund_request import RxRefundDecision, RxRefundRequest
 from tests.replay.record import Recorder, main
 from tests.workflows.fakes import FakeWorld
 from tests.workflows.test_money import (
     SPLIT,
+    authorize,
     bill_input,
     negotiating,
     open_bill,
     paid_prescription,
     pay,
     refund_input,
+    resettling,
     told,
 )
-from workflows.bill import bill_workflow_id
+from tests.workflows.test_prescription import until
+from workflows.bill import BillWorkflow, bill_workflow_id
 from workflows.invoice import invoice_workflow_id
 from workflows.prescription import PrescriptionWorkflow, prescription_workflow_id
 from workflows.refund import RefundWorkflow, refund_workflow_id
@@ -59,6 +66,44 @@ async def bill_insured_closed(r: Recorder) -> None:
         world.settle_outcomes = [InsuranceShare(setl_id="S-rec-c", split=SPLIT)]
         await (await open_bill(h, bill)).result()
         await r.save(bill_workflow_id(bill.bill_id), "Bill-insured_closed_released")
+
+
+async def bill_mobile_authorized_unknown_notified(r: Recorder) -> None:
+    """医保移动支付: the bill waits for the patient's authorization, 6202's answer is lost, the platform's settlement
+    notice wakes the flow to ask 6301, which finds it settled; the patient pays the cash part."""
+    world = FakeWorld()
+    async with r.harness("bill-mobile", world) as h:
+        bill = bill_input().model_copy(update={"bill_id": "rec-bill-mobile", "ref_id": "rec-visit-mobile"})
+        world.mobile_for.add(bill.bill_id)
+        world.settle_outcomes = ["SETTLEMENT_UNKNOWN"]
+        share = InsuranceShare(setl_id="ORD-rec", split=SPLIT)
+        world.mobile_checks = [MobileSettlementCheck(state=MobileSettlementState.SETTLED, share=share)]
+        handle = await authorize(h, bill)
+
+        async def sent() -> bool:
+            return len(world.settle_requests) == 1
+
+        await until(sent)
+        await handle.signal(BillWorkflow.insurance_notice, "ORD-rec")
+        await pay(h, bill, SPLIT.cash_fen)
+        await handle.result()
+        await r.save(bill_workflow_id(bill.bill_id), "Bill-mobile_authorized_unknown_notified_paid")
+
+
+async def refund_resettled(r: Recorder) -> None:
+    """A partial refund beyond the self-pay part: the settlement goes back whole, the remaining items are settled
+    anew, the channel returns the cash difference."""
+    world = FakeWorld()
+    async with r.harness("refund-resettle", world) as h:
+        refund = refund_input(amount_fen=6_000).model_copy(
+            update={"bill_id": "rec-bill-rs", "refund_id": "rec-bill-rs-a1"}
+        )
+        world.refund_plan = resettling(4_000, InsurancePath.HOSPITAL)
+        remaining = PaymentSplit(total_fen=4_000, fund_fen=1_500, account_fen=1_000, cash_fen=1_500)
+        world.settle_outcomes = [InsuranceShare(setl_id="S-rec-new", split=remaining)]
+        workflow_id = refund_workflow_id(refund.bill_id, "a1")
+        await h.client.execute_workflow(RefundWorkflow.run, refund, id=workflow_id, task_queue=h.queue)
+        await r.save(workflow_id, "Refund-partial_beyond_self_pay_resettled")
 
 
 async def refund_insurance_and_channel(r: Recorder) -> None:
@@ -123,6 +168,8 @@ async def rx_refund_requested_approved(r: Recorder) -> None:
 SCENARIOS = {
     "Bill-insured_unknown_reversed_paid": bill_insured_unknown_reversed,
     "Bill-insured_closed_released": bill_insured_closed,
+    "Bill-mobile_authorized_unknown_notified_paid": bill_mobile_authorized_unknown_notified,
+    "Refund-partial_beyond_self_pay_resettled": refund_resettled,
     "Refund-insurance_then_channel_final": refund_insurance_and_channel,
     "Refund-special_negotiated_paid": refund_special,
     "Prescription-paid_refund_requested_approved_void": rx_refund_requested_approved,

@@ -3,7 +3,9 @@
 It checks what the real gateway and platform check — the x-tif headers, the envelope fields, the msgid format and its
 institution prefix, the insured's 参保地 on calls about a person, fee totals against uploaded fee lines — keeps
 persons, visits, fees, settlements and mobile orders in memory, splits with the shared rules of `split.py`, answers a
-repeated msgid with its first answer, and injects faults on demand:
+repeated msgid with its first answer, and injects faults on demand. For the mobile path it also plays the patient's
+authorization page (`authorize`: a payAuthNo bound to the person, reported with gateway headers), and accepts a
+payAuthNo on 6201/6202/6203 only from the person it was issued to. The faults:
 
 - `stall`: perform the transaction, remember its answer, then hang past the client's timeout (the nightmare case of a
   2207 that settled while its answer was lost);
@@ -198,6 +200,7 @@ class NhsaSimulator:
         self.fees: dict[tuple[str, str], Fee] = {}  # (mdtrt_id, feedetl_sn)
         self.settlements: dict[str, SimSettlement] = {}
         self.orders: dict[str, MobileOrder] = {}
+        self.authorizations: dict[str, str] = {}  # payAuthNo → psn_no of the person who gave it
         self.files: dict[str, bytes] = {}
         self.received: list[dict[str, Any]] = []  # envelopes the platform processed, in order
         self.answered: dict[str, Answer] = {}  # msgid → first answer
@@ -265,6 +268,20 @@ class NhsaSimulator:
     def received_msgids(self, infno: str) -> list[str]:
         return [envelope["msgid"] for envelope in self.received if envelope["infno"] == infno]
 
+    def authorize(self, person: Person, med_org_ord: str) -> tuple[dict[str, str], bytes]:
+        """The patient authorizes paying the hospital's order `med_org_ord` with 医保 on the platform's authorization
+        page: the platform issues a payAuthNo bound to them and reports it to the hospital, with gateway headers."""
+        pay_auth_no = f"AUTH{next(self._ids):012d}{secrets.token_hex(4)}"
+        self.authorizations[pay_auth_no] = person.psn_no
+        body = {
+            "medOrgOrd": med_org_ord,
+            "payAuthNo": pay_auth_no,
+            "userName": person.name,
+            "idType": "01",
+            "idNo": person.certno,
+        }
+        return self._gateway_headers(datetime.now(UTC)), _encode(body).encode()
+
     def notice(self, pay_ord_id: str, *, at: datetime | None = None) -> tuple[dict[str, str], bytes]:
         """The settlement notice (6302) the platform sends for a paid mobile order, with gateway headers."""
         order = self.orders[pay_ord_id]
@@ -279,15 +296,17 @@ class NhsaSimulator:
             **self._mobile_amounts(order.shares),
             "revsToken": secrets.token_hex(16),
         }
-        timestamp = str(int((at or datetime.now(UTC)).timestamp()))
+        return self._gateway_headers(at or datetime.now(UTC)), _encode(body).encode()
+
+    def _gateway_headers(self, at: datetime) -> dict[str, str]:
+        timestamp = str(int(at.timestamp()))
         nonce = secrets.token_hex(8)
-        headers = {
+        return {
             "x-tif-paasid": self.paasid,
             "x-tif-timestamp": timestamp,
             "x-tif-nonce": nonce,
             "x-tif-signature": _signature(timestamp, self.secret, nonce),
         }
-        return headers, _encode(body).encode()
 
     def release(self) -> None:
         """Let stalled answers go (at teardown)."""
@@ -788,6 +807,11 @@ class NhsaSimulator:
             "hospPartAmt": _yuan(0),
         }
 
+    def _authorized(self, pay_auth_no: Any, psn_no: str) -> None:
+        """A payAuthNo is the consent of the person it was issued to, for nobody else."""
+        if self.authorizations.get(str(pay_auth_no or "")) != psn_no:
+            raise Refused("支付授权码无效或不属于该参保人")
+
     def _order_of(self, data: Mapping[str, Any]) -> MobileOrder:
         order = self.orders.get(str(data.get("payOrdId")))
         if order is None or order.pay_token != data.get("payToken"):
@@ -800,6 +824,7 @@ class NhsaSimulator:
         visit = self._visit_of(data.get("mdtrtId"), person.psn_no)
         if data.get("orgCodg") != self.fixmedins_code or not data.get("payAuthNo"):
             raise Refused("机构编码或支付授权码错误")
+        self._authorized(data.get("payAuthNo"), person.psn_no)
         if data.get("idNo") != person.certno or data.get("userName") != person.name:
             raise Refused("参保人身份信息不符")
         if any(order.med_org_ord == data.get("medOrgOrd") for order in self.orders.values()):
@@ -825,6 +850,7 @@ class NhsaSimulator:
             raise Refused("订单状态不允许支付")
         if data.get("mdtrtId") != order.mdtrt_id or not data.get("payAuthNo") or not data.get("orgBizSer"):
             raise Refused("下单参数错误")
+        self._authorized(data.get("payAuthNo"), order.psn_no)
         person = self.persons[order.psn_no]
         order.shares = split(
             order.total_fen,
@@ -848,6 +874,8 @@ class NhsaSimulator:
             raise Refused("订单未支付或已退费")
         if bool(data.get("payAuthNo")) == bool(data.get("ecToken")):
             raise Refused("payAuthNo 与 ecToken 须且仅须提供一个")
+        if data.get("payAuthNo"):
+            self._authorized(data.get("payAuthNo"), order.psn_no)
         if not re.fullmatch(r"\d{14}", str(data.get("appRefdTime"))):
             raise Refused("退费时间格式错误")
         wanted = tuple(

@@ -9,9 +9,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.billing import (
+    InsurancePath,
     InsuranceRelease,
     InsuranceSettleRequest,
     InsuranceShare,
+    MobileSettlementCheck,
+    MobileSettlementState,
     NegotiationEntry,
     RefundInput,
     RefundPlan,
@@ -28,6 +31,10 @@ class MoneyFakes:
         # 医保: whether the patient presented a credential, and what each settling attempt answers in turn: a share,
         # or the code of a refusal ("SETTLEMENT_UNKNOWN" for a settlement whose answer never came).
         self.insurance_presented_for: set[str] = set()
+        # 医保移动支付: bills paid that way, and what each 6301 check answers in turn (default: still processing).
+        self.mobile_for: set[str] = set()
+        self.mobile_checks: list[MobileSettlementCheck] = []
+        self.checked: list[InsuranceSettleRequest] = []
         self.settle_outcomes: list[InsuranceShare | str] = []
         self.settle_requests: list[InsuranceSettleRequest] = []
         self.reversals: list[InsuranceSettleRequest] = []
@@ -54,6 +61,21 @@ class MoneyFakes:
     async def insurance_presented(self, bill_id: str) -> bool:
         self._seen()
         return bill_id in self.insurance_presented_for
+
+    @activity.defn(name="insurance_path")
+    async def insurance_path(self, bill_id: str) -> InsurancePath | None:
+        self._seen()
+        if bill_id in self.mobile_for:
+            return InsurancePath.MOBILE
+        return InsurancePath.HOSPITAL if bill_id in self.insurance_presented_for else None
+
+    @activity.defn(name="check_mobile_settlement")
+    async def check_mobile_settlement(self, request: InsuranceSettleRequest) -> MobileSettlementCheck:
+        self._seen()
+        self.checked.append(request)
+        if self.mobile_checks:
+            return self.mobile_checks.pop(0)
+        return MobileSettlementCheck(state=MobileSettlementState.PROCESSING)
 
     @activity.defn(name="settle_bill_insurance")
     async def settle_bill_insurance(self, request: InsuranceSettleRequest) -> InsuranceShare:
@@ -128,11 +150,11 @@ class MoneyFakes:
     def money_activities(self) -> tuple[list[Any], list[Any]]:
         """(local, integration) as the worker registers them."""
         local = [
-            self.insurance_presented, self.claim_refund, self.open_special_refund, self.record_negotiation,
-            self.dispatch_status, self.withdraw_fulfilment,
+            self.insurance_presented, self.insurance_path, self.claim_refund, self.open_special_refund,
+            self.record_negotiation, self.dispatch_status, self.withdraw_fulfilment,
         ]  # fmt: skip
         integration = [
-            self.settle_bill_insurance, self.reverse_unknown_settlement, self.release_bill_insurance,
-            self.issue_invoice, self.reverse_invoice,
+            self.settle_bill_insurance, self.check_mobile_settlement, self.reverse_unknown_settlement,
+            self.release_bill_insurance, self.issue_invoice, self.reverse_invoice,
         ]  # fmt: skip
         return local, integration

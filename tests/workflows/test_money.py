@@ -1,6 +1,8 @@
 """Money paths of the Bill, Refund, Invoice and Prescription flows, on the dev server with fake activities:
-the 医保 split at payment (and a settlement whose answer never came), refunds through the 医保 platform and the
-channel, special refunds by negotiation, a patient's refund request before the medicine leaves, e-invoices."""
+the 医保 split at payment (and a settlement whose answer never came), 医保移动支付 (the patient's authorization first,
+a lost 6202 answer asked about at the platform's notice or by polling), refunds through the 医保 platform and the
+channel, partial refunds beyond the self-pay part (the settlement given back whole and the rest settled anew),
+special refunds by negotiation, a patient's refund request before the medicine leaves, e-invoices."""
 
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ from models.billing import (
     BillStatus,
     ChannelOrderStatus,
     ConcludeNegotiation,
+    InsurancePath,
+    InsuranceResettle,
     InsuranceShare,
+    MobileSettlementCheck,
+    MobileSettlementState,
     NegotiationEntry,
     NegotiationParty,
     PaymentNotice,
@@ -31,7 +37,7 @@ from models.refund_request import DispatchStatus, RxRefundDecision, RxRefundRequ
 from tests.workflows.conftest import Harness
 from tests.workflows.fakes import FakeWorld
 from tests.workflows.test_prescription import paid, until
-from workflows.bill import BillWorkflow, bill_workflow_id
+from workflows.bill import BillWorkflow, bill_workflow_id, insurance_authorization_link
 from workflows.invoice import InvoiceWorkflow, invoice_workflow_id
 from workflows.prescription import PrescriptionWorkflow
 from workflows.refund import RefundWorkflow, refund_workflow_id
@@ -67,10 +73,12 @@ async def open_bill(h: Harness, bill: BillInput) -> WorkflowHandle:
 
 
 async def pay(h: Harness, bill: BillInput, amount_fen: int) -> None:
+    """Pay once the bill is open at the channel (a mobile-path bill first leads to the 医保 authorization)."""
     handle = h.client.get_workflow_handle(bill_workflow_id(bill.bill_id))
 
     async def opened() -> bool:
-        return (await handle.query(BillWorkflow.state)).pay_url is not None
+        pay_url = (await handle.query(BillWorkflow.state)).pay_url
+        return pay_url is not None and pay_url != insurance_authorization_link(bill.bill_id)
 
     await until(opened)
     await handle.signal(
@@ -164,6 +172,125 @@ async def test_a_bill_paid_by_insurance_alone_needs_no_channel(harness: Harness)
     assert world.calls["create_channel_order"] == calls_before
 
 
+# --- 医保移动支付: the patient authorizes on the platform, 6201/6202 settle, 6301 tells what a lost answer did ---
+
+
+async def authorize(h: Harness, bill: BillInput) -> WorkflowHandle:
+    """Open the bill, wait for it to ask for the patient's 医保 authorization, then deliver the platform's report."""
+    handle = await open_bill(h, bill)
+
+    async def asking() -> bool:
+        return (await handle.query(BillWorkflow.state)).awaiting_insurance_authorization
+
+    await until(asking)
+    await handle.signal(BillWorkflow.insurance_authorized)
+    return handle
+
+
+async def test_a_mobile_bill_settles_only_after_the_patients_authorization(harness: Harness) -> None:
+    world = harness.world
+    bill = bill_input()
+    world.mobile_for.add(bill.bill_id)
+    world.settle_outcomes = [InsuranceShare(setl_id="ORD-1", split=SPLIT)]
+    handle = await open_bill(harness, bill)
+
+    async def asking() -> bool:
+        return (await handle.query(BillWorkflow.state)).awaiting_insurance_authorization
+
+    await until(asking)
+    waiting = await handle.query(BillWorkflow.state)
+    # The patient is sent to authorize first: nothing is settled and nothing is ordered at the channel before that.
+    assert (
+        waiting.pay_url
+        == insurance_authorization_link(bill.bill_id)
+        == f"/bills/{bill.bill_id}/insurance-authorization"
+    )
+    assert world.settle_requests == [] and waiting.insurance is None
+    await handle.signal(BillWorkflow.insurance_authorized)
+    await pay(harness, bill, SPLIT.cash_fen)
+    state = await handle.result()
+
+    assert state.status is BillStatus.PAID and state.insurance == InsuranceShare(setl_id="ORD-1", split=SPLIT)
+    assert state.channel_fen == 3_000 and not state.awaiting_insurance_authorization
+    [request] = world.settle_requests
+    assert (request.amount_fen, request.attempt) == (10_000, 0)
+    assert world.checked == [] and world.reversals == [] and world.releases == []
+    [paid] = [n for n in world.notices if n.template == "bill_paid"]
+    assert "统筹基金支付50.00元" in paid.params["split"] and "个人自付30.00元" in paid.params["split"]
+
+
+async def test_an_unanswered_6202_is_asked_about_when_the_settlement_notice_arrives(harness: Harness) -> None:
+    world = harness.world
+    bill = bill_input()
+    world.mobile_for.add(bill.bill_id)
+    world.settle_outcomes = ["SETTLEMENT_UNKNOWN"]
+    world.mobile_checks = [
+        MobileSettlementCheck(state=MobileSettlementState.SETTLED, share=InsuranceShare(setl_id="ORD-2", split=SPLIT))
+    ]
+    handle = await authorize(harness, bill)
+
+    async def sent() -> bool:
+        return len(world.settle_requests) == 1
+
+    await until(sent)
+    # The platform's notice (a callback, signalled) wakes the flow to ask 6301 at once.
+    await handle.signal(BillWorkflow.insurance_notice, "ORD-2")
+    await pay(harness, bill, SPLIT.cash_fen)
+    state = await handle.result()
+
+    assert state.status is BillStatus.PAID and state.insurance is not None and state.insurance.setl_id == "ORD-2"
+    # Asked, never resent and never reversed: the lost answer had settled.
+    assert len(world.settle_requests) == 1 and len(world.checked) == 1 and world.reversals == []
+
+
+async def test_without_a_notice_6301_is_polled_and_an_unpaid_order_paid_again(harness: Harness) -> None:
+    world = harness.world
+    bill = bill_input()
+    world.mobile_for.add(bill.bill_id)
+    world.settle_outcomes = ["SETTLEMENT_UNKNOWN", InsuranceShare(setl_id="ORD-3", split=SPLIT)]
+    world.mobile_checks = [
+        MobileSettlementCheck(state=MobileSettlementState.PROCESSING),
+        MobileSettlementCheck(state=MobileSettlementState.UNPAID),
+    ]
+    handle = await authorize(harness, bill)
+    await pay(harness, bill, SPLIT.cash_fen)
+    state = await handle.result()
+
+    assert state.insurance is not None and state.insurance.setl_id == "ORD-3"
+    # Two polls (still processing, then known unpaid), and only then 6202 again under the next attempt's key.
+    assert [r.attempt for r in world.settle_requests] == [0, 1] and len(world.checked) == 2
+    assert world.reversals == []
+
+
+async def test_a_mobile_bill_never_authorized_closes_with_nothing_held(harness: Harness) -> None:
+    world = harness.world
+    bill = bill_input(pay_window_s=1)
+    world.mobile_for.add(bill.bill_id)
+    before = (world.calls["create_channel_order"], world.calls["close_channel_order"])
+    state = await (await open_bill(harness, bill)).result()
+
+    assert state.status is BillStatus.CLOSED and state.insurance is None
+    assert world.settle_requests == [] and world.releases == []
+    assert (world.calls["create_channel_order"], world.calls["close_channel_order"]) == before
+    await told(world, "bill_closed")
+
+
+async def test_a_mobile_settlement_that_never_settles_falls_back_to_self_pay(harness: Harness) -> None:
+    world = harness.world
+    bill = bill_input()
+    world.mobile_for.add(bill.bill_id)
+    world.settle_outcomes = ["SETTLEMENT_UNKNOWN"]
+    world.mobile_checks = [MobileSettlementCheck(state=MobileSettlementState.CLOSED)]
+    handle = await authorize(harness, bill)
+    await pay(harness, bill, 10_000)
+    state = await handle.result()
+
+    assert state.status is BillStatus.PAID and state.insurance is None
+    assert state.insurance_refused == "医保移动支付订单未能结算"
+    [release] = world.releases  # 6401 / 2202 at the platform
+    assert release.cancel_visit
+
+
 # --- refunds ---
 
 
@@ -233,6 +360,55 @@ async def test_a_refused_insurance_reversal_fails_the_refund_before_the_channel(
     assert result.status is RefundStatus.FAILED and result.insurance_fen == 0
     assert world.calls["request_channel_refund"] == calls_before
     assert {"refund_failed", "refund_failed_finance"} <= {n.template for n in world.notices}
+
+
+def resettling(remaining_fen: int, path: InsurancePath = InsurancePath.HOSPITAL) -> RefundPlan:
+    """The plan of a partial refund beyond the self-pay part of a bill paid as SPLIT (everything left is held)."""
+    held = InsuranceResettle(
+        kind=BillKind.REGISTRATION,
+        ref_id="visit-1",
+        remaining_fen=remaining_fen,
+        cash_held_fen=SPLIT.cash_fen,
+        insurance_held_fen=SPLIT.total_fen - SPLIT.cash_fen,
+        path=path,
+    )
+    return RefundPlan(refund_id="", channel_fen=SPLIT.cash_fen, insurance=SPLIT, eta="重新结算", resettle=held)
+
+
+async def test_a_partial_refund_beyond_self_pay_resettles_what_remains(harness: Harness) -> None:
+    world = harness.world
+    refund = refund_input(amount_fen=6_000)
+    world.refund_plan = resettling(4_000)
+    remaining = PaymentSplit(total_fen=4_000, fund_fen=1_500, account_fen=1_000, cash_fen=1_500)
+    world.settle_outcomes = [InsuranceShare(setl_id="S-new", split=remaining)]
+    channel_before = world.calls["request_channel_refund"]
+    result = await (await run_refund(harness, refund)).result()
+
+    # The settlement went back whole, the remaining 40.00 was settled anew, the channel returned the cash difference.
+    assert result.status is RefundStatus.SUCCEEDED and result.resettle
+    assert (result.insurance_fen, result.channel_fen) == (7_000 - 2_500, 3_000 - 1_500)
+    assert result.insurance_fen + result.channel_fen == refund.amount_fen
+    [release] = [r for r in world.releases if r.bill_id == refund.bill_id]
+    assert not release.cancel_visit
+    [settled] = [r for r in world.settle_requests if r.bill_id == refund.bill_id]
+    assert (settled.amount_fen, settled.attempt, settled.kind) == (4_000, 0, BillKind.REGISTRATION)
+    assert world.calls["request_channel_refund"] == channel_before + 1
+    # Not everything was refunded: the e-invoice stands.
+    assert world.reversed_invoices == []
+
+
+async def test_a_refused_resettlement_leaves_the_rest_self_pay(harness: Harness) -> None:
+    world = harness.world
+    refund = refund_input(amount_fen=8_000)
+    world.refund_plan = resettling(2_000, InsurancePath.MOBILE)
+    world.settle_outcomes = ["INSURANCE_SUSPENDED"]
+    result = await (await run_refund(harness, refund)).result()
+
+    # 医保 gave all of its part back; the remaining 20.00 is now paid in cash, the rest of the cash goes back.
+    assert result.status is RefundStatus.SUCCEEDED
+    assert (result.insurance_fen, result.channel_fen) == (7_000, 1_000)
+    releases = [r for r in world.releases if r.bill_id == refund.bill_id]
+    assert [r.cancel_visit for r in releases] == [False, True]
 
 
 async def test_a_special_refund_pays_what_the_parties_agreed_to_bear(harness: Harness) -> None:

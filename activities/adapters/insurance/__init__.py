@@ -39,6 +39,7 @@ from models.insurance import (
     InsuranceVisit,
     InsuredPerson,
     InsuredRef,
+    MobileAuthorization,
     MobileOrder,
     MobileOrderQuery,
     MobileOrderRequest,
@@ -169,6 +170,11 @@ class MedicalInsurance(Protocol):
         self, *, idempotency_key: str, requested_at: datetime, query: MobileOrderQuery
     ) -> None:
         """6401 费用明细上传撤销 of an unpaid mobile order."""
+        ...
+
+    def parse_mobile_authorization(self, headers: Mapping[str, str], body: bytes) -> MobileAuthorization:
+        """Verify and decode the patient's payment authorization the platform reports for one of our orders (the
+        payAuthNo 6201/6202/6203 need); raise `InvalidCallback` if it does not verify."""
         ...
 
     def parse_mobile_notice(self, headers: Mapping[str, str], body: bytes) -> MobileSettlementNotice:

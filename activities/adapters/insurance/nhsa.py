@@ -61,6 +61,7 @@ from models.insurance import (
     InsuranceVisit,
     InsuredPerson,
     InsuredRef,
+    MobileAuthorization,
     MobileOrder,
     MobileOrderQuery,
     MobileOrderRequest,
@@ -763,25 +764,33 @@ class NhsaInsurance:
         if not done:
             raise AdapterRefusal("REVOKE_FAILED", "医保订单撤销失败")
 
+    def parse_mobile_authorization(self, headers: Mapping[str, str], body: bytes) -> MobileAuthorization:
+        """The patient's payment authorization for one of our orders, authenticated by the gateway headers.
+
+        Like the notice, the signature does not cover the body: the authorization is only ever used for the order it
+        names, by the patient it names (checked against who owes the bill), and the platform refuses a payAuthNo that
+        is not that person's.
+        """
+        authorization = self._verified(headers, body, "authorization")
+        try:
+            return MobileAuthorization(
+                med_org_ord=_text(authorization, "medOrgOrd"),
+                pay_auth_no=_text(authorization, "payAuthNo"),
+                user_name=_text(authorization, "userName"),
+                id_type=_opt_text(authorization, "idType") or "01",
+                id_no=_text(authorization, "idNo"),
+            )
+        except ValueError as exc:
+            raise InvalidCallback(f"not a payment authorization: {exc}") from exc
+
     def parse_mobile_notice(self, headers: Mapping[str, str], body: bytes) -> MobileSettlementNotice:
         """The settlement notice, authenticated by the gateway headers.
 
         The gateway signature covers the timestamp and nonce, not the body, so a notice only says "look at this
         order": callers confirm with 6301 before acting on it.
         """
-        lowered = {name.lower(): value for name, value in headers.items()}
-        timestamp, nonce = lowered.get("x-tif-timestamp", ""), lowered.get("x-tif-nonce", "")
-        expected = _gateway_signature(timestamp, self._config.secret.get_secret_value(), nonce)
-        if lowered.get("x-tif-paasid") != self._config.paasid or not hmac.compare_digest(
-            expected, lowered.get("x-tif-signature", "").strip().lower()
-        ):
-            raise InvalidCallback("gateway signature does not verify")
-        if not timestamp.isdigit() or abs(datetime.now(UTC).timestamp() - int(timestamp)) > _NOTICE_WINDOW_S:
-            raise InvalidCallback("timestamp outside the accepted window")
+        notice = self._verified(headers, body, "notice")
         try:
-            notice = decode_json(body)
-            if not isinstance(notice, Mapping):
-                raise ValueError("the notice is not a JSON object")
             return MobileSettlementNotice(
                 pay_ord_id=_text(notice, "payOrdId"),
                 med_org_ord=_text(notice, "medOrgOrd"),
@@ -793,6 +802,25 @@ class NhsaInsurance:
             )
         except ValueError as exc:
             raise InvalidCallback(f"not a settlement notice: {exc}") from exc
+
+    def _verified(self, headers: Mapping[str, str], body: bytes, what: str) -> Mapping[str, Any]:
+        """The JSON object of a callback whose gateway headers verify (paasid, signature, a fresh timestamp)."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        timestamp, nonce = lowered.get("x-tif-timestamp", ""), lowered.get("x-tif-nonce", "")
+        expected = _gateway_signature(timestamp, self._config.secret.get_secret_value(), nonce)
+        if lowered.get("x-tif-paasid") != self._config.paasid or not hmac.compare_digest(
+            expected, lowered.get("x-tif-signature", "").strip().lower()
+        ):
+            raise InvalidCallback("gateway signature does not verify")
+        if not timestamp.isdigit() or abs(datetime.now(UTC).timestamp() - int(timestamp)) > _NOTICE_WINDOW_S:
+            raise InvalidCallback("timestamp outside the accepted window")
+        try:
+            decoded = decode_json(body)
+        except ValueError as exc:
+            raise InvalidCallback(f"the {what} is not JSON") from exc
+        if not isinstance(decoded, Mapping):
+            raise InvalidCallback(f"the {what} is not a JSON object")
+        return decoded
 
     # --- requests --------------------------------------------------------------------------------------------------
 

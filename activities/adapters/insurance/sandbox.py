@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,6 +45,7 @@ from models.insurance import (
     InsuranceVisit,
     InsuredPerson,
     InsuredRef,
+    MobileAuthorization,
     MobileOrder,
     MobileOrderQuery,
     MobileOrderRequest,
@@ -65,6 +66,7 @@ from models.insurance import (
 )
 
 SYSTEM = "insurance"
+_Callback = TypeVar("_Callback", bound=BaseModel)
 ADMDVS = "110000"  # every sandbox person is insured in Beijing
 _LOCAL = ZoneInfo("Asia/Shanghai")
 _PAID = "4"  # ordStas: 医保支付完成
@@ -439,12 +441,30 @@ class SandboxInsurance:
         record = {"pay_ord_id": query.order.pay_ord_id}
         await self._recorder.once(SYSTEM, "cancel_mobile_order", idempotency_key, record, perform)
 
+    def parse_mobile_authorization(self, headers: Mapping[str, str], body: bytes) -> MobileAuthorization:
+        return self._verified(MobileAuthorization, headers, body)
+
+    def simulate_authorization(self, med_org_ord: str, *, user_name: str, id_no: str) -> tuple[dict[str, str], bytes]:
+        """The signed authorization the sandbox platform's authorization page reports when the patient authorizes
+        paying `med_org_ord` with 医保 (for the dev stack); the same patient and order always get the same payAuthNo."""
+        authorization = MobileAuthorization(
+            med_org_ord=med_org_ord,
+            pay_auth_no=f"SBAU{_digest('auth', med_org_ord, id_no)[:28].upper()}",
+            user_name=user_name,
+            id_no=id_no,
+        )
+        body = authorization.model_dump_json().encode()
+        return sign_callback(self._settings.sandbox_notify_secret, body), body
+
     def parse_mobile_notice(self, headers: Mapping[str, str], body: bytes) -> MobileSettlementNotice:
+        return self._verified(MobileSettlementNotice, headers, body)
+
+    def _verified(self, model: type[_Callback], headers: Mapping[str, str], body: bytes) -> _Callback:
         verify_callback(self._settings.sandbox_notify_secret, headers, body)
         try:
-            return MobileSettlementNotice.model_validate_json(body)
+            return model.model_validate_json(body)
         except ValidationError as exc:
-            raise InvalidCallback("callback body is not a settlement notice") from exc
+            raise InvalidCallback(f"callback body is not a {model.__name__}") from exc
 
     async def simulate_notice(self, pay_ord_id: str) -> tuple[dict[str, str], bytes]:
         """The signed settlement notice the sandbox platform sends for a paid mobile order (for the dev stack)."""

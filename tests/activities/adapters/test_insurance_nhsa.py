@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -430,11 +431,18 @@ async def test_a_settle_that_never_left_is_retryable(settings: Settings) -> None
 # --- mobile payment: 6201 → 6202 → notice → 6301 → 6203, and 6401 ---------------------------------------------------
 
 
-def mobile_order(visit: InsuranceVisit, person: Person) -> MobileOrderRequest:
+def authorized(simulator: NhsaSimulator, person: Person, med_org_ord: str = "QH-order") -> str:
+    """The payAuthNo the platform issues when `person` authorizes paying `med_org_ord` (read from its report)."""
+    _, body = simulator.authorize(person, med_org_ord)
+    return str(json.loads(body)["payAuthNo"])
+
+
+def mobile_order(visit: InsuranceVisit, person: Person, simulator: NhsaSimulator) -> MobileOrderRequest:
+    med_org_ord = f"QH{uuid.uuid4().hex[:16]}"
     return MobileOrderRequest(
         visit=visit,
-        med_org_ord=f"QH{uuid.uuid4().hex[:16]}",
-        pay_auth_no=f"AUTH{uuid.uuid4().hex[:12]}",
+        med_org_ord=med_org_ord,
+        pay_auth_no=authorized(simulator, person, med_org_ord),
         user_name=person.name,
         id_no=person.certno,
         chrg_bchno="M1",
@@ -451,7 +459,7 @@ def mobile_order(visit: InsuranceVisit, person: Person) -> MobileOrderRequest:
 async def test_mobile_payment_path(adapter: NhsaInsurance, simulator: NhsaSimulator) -> None:
     person = a_person(simulator, balance_fen=500)
     visit = await registered(adapter, person)
-    order_request = mobile_order(visit, person)
+    order_request = mobile_order(visit, person, simulator)
     key, at = keys()
     order = await adapter.upload_mobile_order(idempotency_key=key, requested_at=at, request=order_request)
     query = MobileOrderQuery(order=order, user_name=person.name, id_no=person.certno)
@@ -491,7 +499,9 @@ async def test_an_unpaid_mobile_order_is_revoked_with_6401(adapter: NhsaInsuranc
     person = a_person(simulator)
     visit = await registered(adapter, person)
     key, at = keys()
-    order = await adapter.upload_mobile_order(idempotency_key=key, requested_at=at, request=mobile_order(visit, person))
+    order = await adapter.upload_mobile_order(
+        idempotency_key=key, requested_at=at, request=mobile_order(visit, person, simulator)
+    )
     query = MobileOrderQuery(order=order, user_name=person.name, id_no=person.certno)
 
     key, at = keys()
@@ -504,7 +514,7 @@ async def test_an_unpaid_mobile_order_is_revoked_with_6401(adapter: NhsaInsuranc
 async def test_a_mobile_notice_must_verify(adapter: NhsaInsurance, simulator: NhsaSimulator) -> None:
     person = a_person(simulator)
     visit = await registered(adapter, person)
-    order_request = mobile_order(visit, person)
+    order_request = mobile_order(visit, person, simulator)
     key, at = keys()
     order = await adapter.upload_mobile_order(idempotency_key=key, requested_at=at, request=order_request)
     key, at = keys()
@@ -522,6 +532,98 @@ async def test_a_mobile_notice_must_verify(adapter: NhsaInsurance, simulator: Nh
         adapter.parse_mobile_notice(old_headers, old_body)
     with pytest.raises(InvalidCallback, match="not the total"):
         adapter.parse_mobile_notice(headers, body.replace(b'"fundPay":', b'"fundPay":1', 1))
+
+
+async def test_the_patients_authorization_verifies_and_binds_the_payment_to_them(
+    adapter: NhsaInsurance, simulator: NhsaSimulator
+) -> None:
+    person, stranger = a_person(simulator), a_person(simulator)
+    headers, body = simulator.authorize(person, "QH-bill-1")
+    authorization = adapter.parse_mobile_authorization(headers, body)
+    assert (authorization.med_org_ord, authorization.user_name, authorization.id_no) == (
+        "QH-bill-1",
+        person.name,
+        person.certno,
+    )
+    assert authorization.pay_auth_no in simulator.authorizations
+    with pytest.raises(InvalidCallback):
+        adapter.parse_mobile_authorization({**headers, "x-tif-signature": "0" * 64}, body)
+    with pytest.raises(InvalidCallback, match="authorization"):
+        adapter.parse_mobile_authorization(headers, b'{"medOrgOrd": "QH-bill-1"}')
+
+    # Someone else's authorization is no consent of this patient: the platform refuses the order.
+    visit = await registered(adapter, person)
+    order_request = mobile_order(visit, person, simulator).model_copy(
+        update={"pay_auth_no": authorized(simulator, stranger)}
+    )
+    key, at = keys()
+    with pytest.raises(AdapterRefusal, match="支付授权码"):
+        await adapter.upload_mobile_order(idempotency_key=key, requested_at=at, request=order_request)
+
+
+async def test_a_6202_whose_answer_timed_out_is_never_resent_and_6301_finds_it_settled(
+    adapter: NhsaInsurance, simulator: NhsaSimulator
+) -> None:
+    person = a_person(simulator, balance_fen=1_000)
+    visit = await registered(adapter, person)
+    order_request = mobile_order(visit, person, simulator)
+    key, at = keys()
+    order = await adapter.upload_mobile_order(idempotency_key=key, requested_at=at, request=order_request)
+    pay = MobilePayRequest(order=order, visit=visit, pay_auth_no=order_request.pay_auth_no, chrg_bchno="M1")
+
+    simulator.fail_next("6202", "stall")
+    key, at = keys()
+    sent = len(simulator.received_msgids("6202"))
+    with pytest.raises(SettlementUnknown) as unknown:
+        await adapter.mobile_pay(idempotency_key=key, requested_at=at, request=pay)
+    assert unknown.value.infno == "6202" and simulator.received_msgids("6202")[sent:] == [unknown.value.msgid]
+    query = MobileOrderQuery(order=order, user_name=person.name, id_no=person.certno)
+    status = await adapter.query_mobile_order(query=query)
+    assert status.state == MobileOrderState.SETTLED and status.split is not None
+    assert status.split.fund_fen + status.split.account_fen + status.split.cash_fen == order_request.total_fen
+    assert simulator.persons[person.psn_no].balance_fen == 1_000 - status.split.account_fen
+    # The same step asked again goes out under the same msgid and meets the platform's first answer: one settlement.
+    again = await adapter.mobile_pay(idempotency_key=key, requested_at=at, request=pay)
+    assert again.split == status.split and simulator.received_msgids("6202")[sent:] == [unknown.value.msgid]
+    assert simulator.persons[person.psn_no].balance_fen == 1_000 - status.split.account_fen
+
+
+async def test_a_timed_out_6201_or_6203_retried_under_its_key_acts_once(
+    adapter: NhsaInsurance, simulator: NhsaSimulator
+) -> None:
+    person = a_person(simulator, balance_fen=800)
+    visit = await registered(adapter, person)
+    order_request = mobile_order(visit, person, simulator)
+    simulator.fail_next("6201", "stall")
+    upload_key, upload_at = keys()
+    with pytest.raises(AdapterError) as lost:
+        await adapter.upload_mobile_order(idempotency_key=upload_key, requested_at=upload_at, request=order_request)
+    assert not isinstance(lost.value, SettlementUnknown)  # uploading settles nothing: a plain retry is safe
+    order = await adapter.upload_mobile_order(idempotency_key=upload_key, requested_at=upload_at, request=order_request)
+    assert [o.pay_ord_id for o in simulator.orders.values() if o.med_org_ord == order_request.med_org_ord] == [
+        order.pay_ord_id
+    ]
+
+    key, at = keys()
+    paid = await adapter.mobile_pay(
+        idempotency_key=key,
+        requested_at=at,
+        request=MobilePayRequest(order=order, visit=visit, pay_auth_no=order_request.pay_auth_no, chrg_bchno="M1"),
+    )
+    assert simulator.persons[person.psn_no].balance_fen == 800 - paid.split.account_fen > -1
+    refund = MobileRefundRequest(
+        order=order, refund_type=SettlementScope.ALL, split=paid.split, pay_auth_no=order_request.pay_auth_no
+    )
+    simulator.fail_next("6203", "stall")
+    refund_key, refund_at = keys()
+    sent = len(simulator.received_msgids("6203"))
+    with pytest.raises(AdapterError):
+        await adapter.mobile_refund(idempotency_key=refund_key, requested_at=refund_at, request=refund)
+    done = await adapter.mobile_refund(idempotency_key=refund_key, requested_at=refund_at, request=refund)
+    assert done.status == MobileRefundStatus.SUCCEEDED and len(simulator.received_msgids("6203")[sent:]) == 1
+    # Given back once: the account is whole again, not credited twice.
+    assert simulator.persons[person.psn_no].balance_fen == 800
+    assert simulator.orders[order.pay_ord_id].ord_stas == "7"
 
 
 # --- reconciliation: 3201 and 3202 ----------------------------------------------------------------------------------
