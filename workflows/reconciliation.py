@@ -2,9 +2,10 @@
 apart).
 
 Downloads the channel's statement (retried on a durable timer until the channel has made it), matches it against
-the platform's records in PostgreSQL, and, when anything differs, tells finance and waits until every difference
-is resolved (`resolve`, an Update finance staff send one item at a time). `rerun` replaces the current round with a
-fresh download and match; the old run is kept as superseded. 医保 is reconciled the same way under the channel
+the platform's records in PostgreSQL, and sends finance the day's result (8.4.3.4): a balanced day as such; when
+anything differs, the differences, marked as an alert, and then waits until every difference is resolved
+(`resolve`, an Update finance staff send one item at a time). `rerun` replaces the current round with a fresh
+download and match; the old run is kept as superseded. 医保 is reconciled the same way under the channel
 `insurance`, with 3201/3202 in place of a statement.
 
 The daily Schedule cannot compute "yesterday", and the workflows it starts get ids with the schedule time appended.
@@ -65,6 +66,8 @@ _MATCH_TIMEOUT = timedelta(minutes=5)
 
 # Flows started before the bad-debt check existed run on without it (see tests/histories).
 BAD_DEBT_PATCH = "reconciliation-bad-debt-alert"
+# Flows started before finance got a balanced day's result too end such a day without telling anyone.
+DAILY_RESULT_PATCH = "reconciliation-daily-result"
 
 
 def _scope(channel: str, campus: str | None) -> str:
@@ -99,6 +102,8 @@ class ReconciliationWorkflow:
 
     @workflow.run
     async def run(self, request: ReconcileInput) -> ReconciliationState:
+        # Asked before the first command, so it holds for every round of the flow.
+        daily_result = workflow.patched(DAILY_RESULT_PATCH)
         while True:
             run_id = await self._open_round()
             summary = await self._reconcile(run_id)
@@ -111,6 +116,8 @@ class ReconciliationWorkflow:
             self._state.open_items = len(self._open)
             if not self._open:
                 await self._finish(RunStatus.BALANCED)
+                if daily_result:
+                    self._tell_finance("balanced", "reconciliation_balanced", **self._figures(summary))
                 break
             self._state.stage = ReconciliationStage.AWAITING_RESOLUTION
             self._tell_finance("mismatch", "reconciliation_mismatch", **self._figures(summary))
@@ -270,6 +277,7 @@ class ReconciliationWorkflow:
     def _figures(self, summary: MatchSummary) -> dict[str, str]:
         return {
             **self._about(),
+            "matched": str(summary.matched),
             "channel_only": str(summary.channel_only),
             "platform_only": str(summary.platform_only),
             "amount_mismatch": str(summary.amount_mismatch),

@@ -19,6 +19,7 @@ from activities.adapters.insurance import MedicalInsurance
 from activities.adapters.invoice import EInvoice
 from activities.adapters.ledger_anchor import LedgerAnchor
 from activities.adapters.liveness import Liveness
+from activities.adapters.mailer import Mailer
 from activities.adapters.notifier import Notifier
 from activities.adapters.payment import PaymentChannel
 from activities.adapters.payment.merchants import Merchants
@@ -40,6 +41,7 @@ PROTOCOLS: dict[str, type] = {
     "pharmacy": Pharmacy,
     "courier": Courier,
     "notifier": Notifier,
+    "mailer": Mailer,
     "realname": RealName,
     "tsa": TimestampAuthority,
     "emr": Emr,
@@ -110,9 +112,11 @@ class Adapters:
     invoice: EInvoice
     # The payment channel of each campus's merchant and the rule that picks one per bill (`payment` is the default).
     merchants: Merchants
-    # Optional systems (liveness, ledger anchor): None when the settings name no implementation. Keep these last.
+    # Optional systems (liveness, ledger anchor, e-mail): None when the settings name no implementation. Keep these
+    # last.
     liveness: Liveness | None = None
     ledger_anchor: LedgerAnchor | None = None
+    mailer: Mailer | None = None
 
 
 def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Adapters:
@@ -133,6 +137,7 @@ def load_adapters(sessions: async_sessionmaker[AsyncSession], settings: Settings
         supervision=load_adapter("supervision", settings.adapter_supervision, sessions, settings),
         liveness=load_optional("liveness", settings.adapter_liveness, sessions, settings),
         ledger_anchor=load_optional("ledger_anchor", settings.adapter_ledger_anchor, sessions, settings),
+        mailer=load_optional("mailer", settings.adapter_mailer, sessions, settings),
         regional=load_adapter("regional", settings.adapter_regional, sessions, settings),
         invoice=load_adapter("invoice", settings.adapter_invoice, sessions, settings),
         merchants=Merchants.load(

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from api.auth import Actor, RecentActorDep
-from api.deps import SessionDep
+from api.deps import CipherDep, SessionDep
 from api.errors import problem_responses
 from api.permissions import require_permission
+from api.schemas.me import EmailIn, EmailOut
 from api.schemas.security import (
     FinanceLevelIn,
     PermissionOut,
@@ -22,6 +23,7 @@ from api.schemas.security import (
 )
 from api.schemas.staff import AccountStateIn, AccountStateOut
 from api.services import access_admin
+from api.services.contact import set_email
 from models.common import Role
 from models.permissions import Permission
 
@@ -152,3 +154,25 @@ async def enable_account(
 ) -> AccountStateOut:
     await access_admin.set_account_disabled(session, actor, user_id, False, body.reason, request)
     return AccountStateOut(user_id=user_id, disabled=False)
+
+
+@router.put(
+    "/users/{user_id}/email",
+    response_model=EmailOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="设置员工接收通知的电子邮件地址",
+)
+async def set_user_email(
+    user_id: UserId,
+    body: EmailIn,
+    request: Request,
+    actor: AccountManagerDep,
+    _recent: RecentActorDep,
+    session: SessionDep,
+    cipher: CipherDep,
+) -> EmailOut:
+    """Set (or clear, with null) the address a staff member's e-mailed notices go to, e.g. the finance staff who
+    receive the daily reconciliation result. Audited; needs a recent sign-in (401 `REAUTH_REQUIRED`). 409
+    `NOT_STAFF` for a patient's account, 422 `INVALID_EMAIL`."""
+    masked = await set_email(session, cipher, actor, user_id, body.email, request)
+    return EmailOut(user_id=user_id, email_masked=masked)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.auth import ActorDep, PatientDep
+from api.auth import ActorDep, PatientDep, RecentActorDep, check_role
 from api.consents import consent_statuses, record_consent
 from api.deps import CipherDep, ContextDep, SessionDep
 from api.errors import Problem, problem_responses
@@ -13,7 +13,8 @@ from api.hospital_time import hospital_today
 from api.identity import identity_columns, normalize_id_card, submission_digest
 from api.profiles import patient_profile
 from api.queries.patients import store_identity
-from api.schemas.me import ConsentIn, ConsentsOut, IdentityAccepted, IdentityIn, MeOut
+from api.schemas.me import ConsentIn, ConsentsOut, EmailIn, EmailOut, IdentityAccepted, IdentityIn, MeOut
+from api.services.contact import email_of, set_email
 from models.common import Role
 
 router = APIRouter(prefix="/me", tags=["me"])
@@ -21,9 +22,30 @@ router = APIRouter(prefix="/me", tags=["me"])
 
 @router.get("", response_model=MeOut, responses=problem_responses(401), summary="当前用户")
 async def me(actor: ActorDep, session: SessionDep, cipher: CipherDep) -> MeOut:
-    """Who is logged in; for patients also the masked identity, verification state and agreements."""
-    profile = await patient_profile(session, cipher, actor.ref) if actor.role is Role.PATIENT and actor.ref else None
-    return MeOut(user_id=actor.user_id, role=actor.role, display_name=actor.display_name, patient=profile)
+    """Who is logged in; for patients also the masked identity, verification state and agreements; for staff the
+    masked e-mail address notices are mailed to."""
+    if actor.role is Role.PATIENT:
+        profile = await patient_profile(session, cipher, actor.ref) if actor.ref else None
+        return MeOut(user_id=actor.user_id, role=actor.role, display_name=actor.display_name, patient=profile)
+    email = await email_of(session, cipher, actor.user_id)
+    return MeOut(user_id=actor.user_id, role=actor.role, display_name=actor.display_name, email_masked=email)
+
+
+@router.put(
+    "/email",
+    response_model=EmailOut,
+    responses=problem_responses(401, 403, 422),
+    summary="设置接收通知的电子邮件地址",
+)
+async def put_email(
+    body: EmailIn, request: Request, actor: RecentActorDep, session: SessionDep, cipher: CipherDep
+) -> EmailOut:
+    """Staff set (or clear, with null) the address notices sent by e-mail reach them at, such as finance's daily
+    reconciliation result. Needs a recent sign-in (401 `REAUTH_REQUIRED`), since it decides where those go;
+    422 `INVALID_EMAIL`. Patients are reached in the app and by SMS (403)."""
+    check_role(actor, Role.DOCTOR, Role.PHARMACIST, Role.ADMIN, Role.FINANCE)
+    masked = await set_email(session, cipher, actor, actor.user_id, body.email, request)
+    return EmailOut(user_id=actor.user_id, email_masked=masked)
 
 
 @router.post(

@@ -39,6 +39,11 @@ class MeOut(BaseModel):
     role: Role
     display_name: str = Field(examples=["张三"])
     patient: PatientProfile | None = Field(default=None, description="仅患者账号")
+    email_masked: str | None = Field(
+        default=None,
+        description="仅员工账号：接收邮件通知（如每日对账结果）的地址，部分隐藏",
+        examples=["c***@hospital.cn"],
+    )
 
 
 class ConsentIn(BaseModel):
@@ -87,3 +92,16 @@ class ConsentDocumentOut(BaseModel):
     version: str = Field(examples=["1.0"])
     title: str = Field(examples=["互联网诊疗知情同意书"])
     text: str
+
+
+class EmailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(
+        max_length=254, description="接收邮件通知的地址；null 或空串表示删除", examples=["caiwu@hospital.cn"]
+    )
+
+
+class EmailOut(BaseModel):
+    user_id: str
+    email_masked: str | None = Field(description="部分隐藏的地址；未设置时为空", examples=["c***@hospital.cn"])

@@ -22,6 +22,9 @@ class User(SQLModel, table=True):
     # An initial password someone else chose (batch-created staff): sign-ins reach only the password change until
     # the owner sets their own (api/auth.py PASSWORD_CHANGE_SCOPE).
     must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
+    # Staff's e-mail address (SM4-GCM ciphertext, FieldCipher column "email"), where notices the settings send by
+    # e-mail reach them (finance: the daily reconciliation result). Set by the person or an admin.
+    email_enc: str | None = None
     created_at: datetime = Timestamp(default_now=True)
 
 

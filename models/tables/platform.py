@@ -1,4 +1,4 @@
-"""Cross-cutting records: idempotent responses and the in-app notice inbox."""
+"""Cross-cutting records: idempotent responses, the in-app notice inbox and the e-mails sent."""
 
 from __future__ import annotations
 
@@ -35,3 +35,16 @@ class Notification(SQLModel, table=True):
     params: dict[str, Any] = Json()
     created_at: datetime = Timestamp(default_now=True)
     read_at: datetime | None = Timestamp(nullable=True)
+
+
+class SentEmail(SQLModel, table=True):
+    """An e-mail a real mail server accepted, under the idempotency key it was sent with. SMTP has no key of its own,
+    so this row is what makes a retried send a no-op; it holds no address or text, only what identifies the mail."""
+
+    __tablename__ = "sent_emails"
+
+    idempotency_key: str = Field(primary_key=True, max_length=200)
+    message_id: str = Field(max_length=200)
+    # The server's answer to the message (e.g. "250 2.0.0 Ok: queued as 4Bx1"), to trace it in the server's logs.
+    reply: str = Field(default="", max_length=500)
+    sent_at: datetime = Timestamp(default_now=True)

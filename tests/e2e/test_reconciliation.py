@@ -1,6 +1,7 @@
 """Daily reconciliation over the HTTP API with the real activities and the sandbox channel: a finance supervisor
 starts a past day, sees its differences (长款, 短款) with their statement lines, re-runs it while one is open, and
-resolves the new run's differences, writing one off; a clerk can only look."""
+resolves the new run's differences, writing one off; a clerk can only look. Finance staff with an e-mail address
+(set by themselves or an admin) get each day's result by e-mail too, marked as an alert when anything is off."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from activities.adapters.mailer.sandbox import SandboxMailer
 from models.common import HOSPITAL_TZ, Role
 from models.tables import AuditEvent, Bill, Notification, Refund, SandboxPayOrder, SandboxRefund
 from tests.api.helpers import login, make_user
@@ -80,6 +82,13 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
     level = {"level": "supervisor", "reason": "财务主管"}
     made = await http.put(f"/api/v1/admin/users/{finance_user}/finance-level", json=level, headers=admin)
     assert made.status_code == 200, made.text
+    # Where the day's result is mailed: the supervisor sets their own address, an admin the clerk's.
+    finance_mail, clerk_mail = (f"caiwu-{uuid.uuid4().hex[:8]}@Hospital.Example" for _ in range(2))
+    own = await http.put("/api/v1/me/email", json={"email": finance_mail}, headers=finance)
+    assert (own.status_code, own.json()["email_masked"]) == (200, "c***@hospital.example"), own.text
+    by_admin = await http.put(f"/api/v1/admin/users/{clerk_user}/email", json={"email": clerk_mail}, headers=admin)
+    assert by_admin.status_code == 200, by_admin.text
+    assert (await http.get("/api/v1/me", headers=clerk)).json()["email_masked"] == "c***@hospital.example"
 
     refused = await http.post(f"{BASE}/runs", json={"channel": "paypal", "bill_date": str(DAY)}, headers=finance)
     assert (refused.status_code, refused.json()["code"]) == (422, "UNKNOWN_CHANNEL")
@@ -115,6 +124,11 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
     ]
     notices = await _finance_notices(sessions, finance_user)
     assert notices == ["对账差错待处理"]
+    mailer = SandboxMailer(sessions, stack.settings)
+    for address in (finance_mail, clerk_mail):
+        (mail,) = await _mails(mailer, address, 1)
+        assert mail["subject"] == "【对账异常】沙箱支付 2023-05-17 对账差错 2 笔待处理"
+        assert mail["text"].startswith("！！对账结果异常，请尽快核实处理！！")
 
     body = {"resolution": "refunded_to_payer", "note": "长款已原路退还付款人"}
     url = f"{BASE}/runs/{first}/items/{surplus['item_id']}/resolution"
@@ -148,6 +162,8 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
     await progress(http, finance, "done", 2)
     done = (await http.get(f"{BASE}/runs/{second}", headers=finance)).json()
     assert (done["status"], done["open_items"]) == ("resolved", 0)
+    # The re-run's differences were mailed as an alert of their own.
+    assert [m["subject"][:6] for m in await _mails(mailer, finance_mail, 2)] == ["【对账异常】"] * 2
 
     async with sessions() as session:
         actions = (
@@ -157,7 +173,10 @@ async def test_finance_reconciles_a_day_through_the_api(make_stack, sessions) ->
         ).scalars()
         assert (
             sorted(actions)
-            == ["permission.finance_level"] + ["reconciliation.rerun"] * 2 + ["reconciliation.resolve"] * 3
+            == ["account.email_changed"] * 2
+            + ["permission.finance_level"]
+            + ["reconciliation.rerun"] * 2
+            + ["reconciliation.resolve"] * 3
         )
 
 
@@ -173,3 +192,13 @@ async def _finance_notices(sessions: async_sessionmaker[AsyncSession], user_id: 
             return titles
         await asyncio.sleep(0.1)
     return []
+
+
+async def _mails(mailer: SandboxMailer, address: str, count: int) -> list[dict]:
+    """The e-mails sent to `address` once there are `count` of them (notices go out beside the flow)."""
+    for _ in range(100):
+        sent = [mail["request"] for mail in await mailer.outbox(address)]
+        if len(sent) >= count:
+            return sent
+        await asyncio.sleep(0.1)
+    return sent

@@ -109,11 +109,20 @@ async def campus_bad_debt_alerted_then_resolved(r: Recorder) -> None:
         await r.save(handle.id, "Reconciliation-campus_bad_debt_alerted_then_resolved")
 
 
+async def balanced_result_sent(r: Recorder) -> None:
+    """After the daily result came in (patched): a balanced day, whose result finance is sent."""
+    async with reconciliation_harness(r.client, "record-reconcile-balanced") as h:
+        handle = await _start(h, "alipay")
+        await handle.result()
+        await r.save(handle.id, "Reconciliation-balanced_result_sent")
+
+
 SCENARIOS: dict[str, Scenario] = {
     "Reconciliation-not_ready_then_resolved": not_ready_then_resolved,
     "Reconciliation-rerun_superseded_then_balanced": rerun_superseded_then_balanced,
     "DailyReconciliation-started_yesterday": daily_started_yesterday,
     "Reconciliation-campus_bad_debt_alerted_then_resolved": campus_bad_debt_alerted_then_resolved,
+    "Reconciliation-balanced_result_sent": balanced_result_sent,
 }
 
 

@@ -30,6 +30,7 @@ from tests.workflows.reconciliation_fakes import ReconciliationHarness, reconcil
 from workers.schedules import apply_schedules
 from workflows.duty import SCHEDULE_ID as DUTY_SCHEDULE_ID
 from workflows.housekeeping import SCHEDULE_ID as HOUSEKEEPING_SCHEDULE_ID
+from workflows.institution import REVERIFY_SCHEDULE_ID
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.reconciliation import (
     DailyReconciliationWorkflow,
@@ -82,13 +83,17 @@ def finance_templates(h: ReconciliationHarness) -> list[str]:
     return [n.template for n in h.world.notices]
 
 
-async def test_a_balanced_day_closes_without_telling_anyone(recon: ReconciliationHarness) -> None:
+async def test_a_balanced_day_closes_and_sends_finance_the_result(recon: ReconciliationHarness) -> None:
     handle = await start(recon)
     state = await handle.result()
     assert state.stage is ReconciliationStage.DONE
     assert state.summary is not None and state.summary.matched == 3
     assert [f.status for f in recon.world.finished] == [RunStatus.BALANCED]
-    assert recon.world.notices == []
+    # The day's result goes to finance every day (8.4.3.4), a balanced one too.
+    assert finance_templates(recon) == ["reconciliation_balanced"]
+    (result,) = recon.world.notices
+    assert result.key == f"{handle.id}:{state.run_id}:balanced"
+    assert (result.params["matched"], result.params["channel_paid"], result.params["count"]) == ("3", "123.45", "0")
     assert handle.id.startswith("reconcile-c") and handle.id.endswith("-20261125")
     # The bad debts were totalled (under the threshold: nobody is alerted).
     assert recon.world.calls["bad_debt_exposure"] == 1
@@ -313,6 +318,7 @@ async def test_schedules_are_applied_idempotently_and_stay_paused(client: Client
         LEDGER_SCHEDULE_ID,
         DUTY_SCHEDULE_ID,
         HOUSEKEEPING_SCHEDULE_ID,
+        REVERIFY_SCHEDULE_ID,
     ]
     try:
         handle = client.get_schedule_handle(ids[0])
