@@ -20,6 +20,7 @@ from activities.adapters.insurance.split import fen_to_yuan
 from activities.adapters.payment import PaymentChannel
 from activities.adapters.payment.merchants import Merchants
 from activities.errors import business_error, refusals_are_final
+from activities.insurance_pay import settled_split
 from core.settings import Settings
 from models.billing import (
     BillInput,
@@ -28,15 +29,31 @@ from models.billing import (
     BillStatus,
     ChannelOrder,
     ChannelRefund,
+    InsurancePath,
+    InsuranceResettle,
     NegotiationEntry,
     RefundInput,
     RefundPlan,
     RefundResult,
     RefundStatus,
 )
-from models.insurance import PaymentSplit
 from models.reconciliation import INSURANCE_CHANNEL
-from models.tables import Bill, Doctor, InsuranceSettlement, Prescription, Refund, RefundNegotiation, Visit
+from models.tables import (
+    Bill,
+    Doctor,
+    ExamOrder,
+    InsuranceSettlement,
+    Prescription,
+    Refund,
+    RefundNegotiation,
+    Visit,
+)
+
+# Bills of things ordered in a visit: where their row names the visit.
+_VISIT_OF: dict[BillKind, tuple[Any, Any]] = {
+    BillKind.PRESCRIPTION: (col(Prescription.visit_id), col(Prescription.id)),
+    BillKind.EXAM: (col(ExamOrder.visit_id), col(ExamOrder.id)),
+}
 
 # A special refund's row exists from its start, so its negotiation can be recorded; it is claimed when concluded.
 NEGOTIATING = "negotiating"
@@ -113,13 +130,12 @@ class BillingActivities:
         return self._merchants.channel(campus)
 
     async def _department(self, bill: BillInput) -> str | None:
-        """The department of the visit the bill belongs to (a prescription's through its visit)."""
+        """The department of the visit the bill belongs to (a prescription's or an exam order's through its visit)."""
         visit_id = col(Visit.id) == bill.ref_id
-        if bill.kind is BillKind.PRESCRIPTION:
-            visit_id = (
-                col(Visit.id)
-                == select(col(Prescription.visit_id)).where(col(Prescription.id) == bill.ref_id).scalar_subquery()
-            )
+        owner = _VISIT_OF.get(bill.kind)
+        if owner is not None:
+            visit_column, id_column = owner
+            visit_id = col(Visit.id) == select(visit_column).where(id_column == bill.ref_id).scalar_subquery()
         query = select(col(Doctor.department_id)).join(Visit, col(Visit.doctor_id) == col(Doctor.id)).where(visit_id)
         async with self._sessions() as session:
             return (await session.execute(query)).scalar()
@@ -190,9 +206,12 @@ class BillingActivities:
     async def claim_refund(self, refund: RefundInput) -> RefundPlan:
         """Claim `refund.amount_fen` against what is left of the bill and say how it goes back.
 
-        A bill with a 医保 part gives that part back whole (2208 cancels the settlement), so only a refund of
-        everything left takes it; a smaller refund comes out of the channel part alone. A retried claim finds its
-        refund already claimed and answers with the same plan.
+        A 医保 settlement goes back only whole (2208 / 6203). A refund of everything left takes it with the channel
+        part; one within the self-pay part comes out of the channel part alone. One in between reaches the insured
+        part: as the 医保 rules allow, the whole settlement goes back and what remains of the bill is settled anew,
+        the channel returning the self-pay difference. Until the new settlement says how much stays paid, such a
+        claim holds everything left of the bill, so no other refund can take any of it meanwhile. A retried claim
+        finds its refund already claimed and answers with the same plan.
         """
         async with self._sessions() as session, session.begin():
             bill = (
@@ -200,35 +219,44 @@ class BillingActivities:
             ).scalar_one_or_none()
             if bill is None or bill.status != BillStatus.PAID.value:
                 raise business_error("REFUND_EXCEEDS_PAID", "订单未支付，无法退款")
+            settlement = await session.get(InsuranceSettlement, bill.id)
             claimed = await session.get(Refund, refund.refund_id)
             if claimed is not None and claimed.status != NEGOTIATING:
                 channel_fen, insurance_fen, final = claimed.amount_fen, claimed.insurance_fen, claimed.final
+                # Only a re-settling claim holds a 医保 part without returning everything left.
+                resettling = bool(insurance_fen) and not final
             else:
-                channel_fen, insurance_fen, final = _split_refund(bill, refund.amount_fen)
+                channel_fen, insurance_fen, final, resettling = _split_refund(bill, refund.amount_fen, settlement)
                 await _claim(session, refund, channel_fen=channel_fen, insurance_fen=insurance_fen, final=final)
-            insurance = await self._settled_split(session, bill.id) if insurance_fen else None
+            insurance = settled_split(settlement) if insurance_fen and settlement is not None else None
+        resettle = None
+        if resettling:
+            assert settlement is not None
+            resettle = InsuranceResettle(
+                kind=BillKind(bill.kind),
+                ref_id=bill.ref_id,
+                remaining_fen=channel_fen + insurance_fen - refund.amount_fen,
+                cash_held_fen=channel_fen,
+                insurance_held_fen=insurance_fen,
+                path=InsurancePath.MOBILE if settlement.mobile else InsurancePath.HOSPITAL,
+            )
         return RefundPlan(
             refund_id=refund.refund_id,
             channel_fen=channel_fen,
             insurance=insurance,
             final=final,
-            eta=self._eta(bill.channel, channel_fen, insurance_fen),
+            eta=self._resettle_eta(bill.channel) if resettling else self._eta(bill.channel, channel_fen, insurance_fen),
+            resettle=resettle,
         )
 
     @activity.defn
     async def finish_refund(self, result: RefundResult) -> None:
         async with self._sessions() as session, session.begin():
             row = await session.get(Refund, result.refund_id, with_for_update=True)
-            await session.execute(
-                update(Refund)
-                .where(col(Refund.id) == result.refund_id)
-                .values(
-                    status=result.status.value,
-                    channel_refund_id=result.channel_refund_id,
-                    finished_at=datetime.now(UTC),
-                    failure=result.failure,
-                )
-            )
+            if result.resettle:
+                await _finish_resettle(session, row, result)
+                return
+            await session.execute(update(Refund).where(col(Refund.id) == result.refund_id).values(**_finished(result)))
             if result.status is not RefundStatus.FAILED or row is None:
                 return
             # Give back what was claimed and not paid back, so the refund can be tried again another way. A flow
@@ -246,14 +274,11 @@ class BillingActivities:
             if insurance_back:
                 await session.execute(update(Refund).where(col(Refund.id) == result.refund_id).values(insurance_fen=0))
 
-    @staticmethod
-    async def _settled_split(session: AsyncSession, bill_id: str) -> PaymentSplit | None:
-        row = await session.get(InsuranceSettlement, bill_id)
-        if row is None:
-            return None
-        return PaymentSplit(
-            total_fen=row.total_fen, fund_fen=row.fund_fen, account_fen=row.account_fen, cash_fen=row.cash_fen
-        )
+    def _resettle_eta(self, channel: str) -> str:
+        """A re-settling refund's parts are known only once the remaining items are settled again."""
+        insurance = self._arrival.get(INSURANCE_CHANNEL, "经医保平台退回")
+        when = self._arrival.get(channel, self._arrival_default)
+        return f"医保结算整单撤销后按剩余项目重新结算，医保部分{insurance}；自付差额原路退回，{when}"
 
     def _eta(self, channel: str, channel_fen: int, insurance_fen: int) -> str:
         """When the money arrives, per part, as the patient is told (8.4.2: 到账时间提示)."""
@@ -266,21 +291,60 @@ class BillingActivities:
         return "；".join(parts)
 
 
-def _split_refund(bill: Bill, amount_fen: int) -> tuple[int, int, bool]:
-    """(channel part, 医保 part, final) of a refund of `amount_fen` from what is left of `bill`."""
+def _split_refund(bill: Bill, amount_fen: int, settlement: InsuranceSettlement | None) -> tuple[int, int, bool, bool]:
+    """(channel part, 医保 part, final, re-settling) of a refund of `amount_fen` from what is left of `bill`."""
     cash_left = bill.amount_fen - bill.refunded_fen
     insurance_left = bill.insurance_fen - bill.insurance_refunded_fen
     left = cash_left + insurance_left
     if not 0 < amount_fen <= left:
         raise business_error("REFUND_EXCEEDS_PAID", f"退款金额超过可退金额（剩余可退{_yuan(left)}元）")
     if insurance_left and amount_fen == left:
-        return cash_left, insurance_left, True
-    if amount_fen > cash_left:
+        return cash_left, insurance_left, True, False
+    if amount_fen <= cash_left:
+        return amount_fen, 0, amount_fen == left, False
+    # Beyond the self-pay part: re-settle what remains. The channel then returns the cash paid less the new
+    # settlement's cash part, which is never negative only while the cash still held is the current settlement's
+    # own: once part of it went back on its own, the new cash part could exceed it, and nothing may be charged again.
+    if settlement is None or settlement.status != "settled" or settlement.cash_fen != cash_left:
         raise business_error(
             "REFUND_INSURANCE_WHOLE",
-            f"医保结算须整单撤销：部分退款最多退自付部分{_yuan(cash_left)}元，或全额退款{_yuan(left)}元",
+            f"本单已单独退回过部分自付金额，不能再撤销医保结算后按剩余项目重新结算：部分退款最多退自付部分"
+            f"{_yuan(cash_left)}元，或全额退款{_yuan(left)}元",
         )
-    return amount_fen, 0, amount_fen == left
+    return cash_left, insurance_left, False, True
+
+
+async def _finish_resettle(session: AsyncSession, row: Refund | None, result: RefundResult) -> None:
+    """Close a re-settling refund: it holds everything left of the bill; what did not go back (the new
+    settlement's parts) is left to the bill again. Once only: a finished refund is not touched again."""
+    if row is None or row.status != RefundStatus.PROCESSING.value:
+        return
+    channel_back = result.channel_fen or 0
+    # Taken before the refund row is rewritten (the ORM update refreshes `row` in the session).
+    channel_kept, insurance_kept = row.amount_fen - channel_back, row.insurance_fen - result.insurance_fen
+    await session.execute(
+        update(Refund)
+        .where(col(Refund.id) == result.refund_id)
+        .values(**_finished(result), amount_fen=channel_back, insurance_fen=result.insurance_fen)
+    )
+    await session.execute(
+        update(Bill)
+        .where(col(Bill.id) == result.bill_id)
+        .values(
+            refunded_fen=col(Bill.refunded_fen) - channel_kept,
+            insurance_refunded_fen=col(Bill.insurance_refunded_fen) - insurance_kept,
+        )
+    )
+
+
+def _finished(result: RefundResult) -> dict[str, Any]:
+    """The refund row's columns of how it ended."""
+    return {
+        "status": result.status.value,
+        "channel_refund_id": result.channel_refund_id,
+        "finished_at": datetime.now(UTC),
+        "failure": result.failure,
+    }
 
 
 def _refund_row(refund: RefundInput) -> dict[str, Any]:
@@ -302,7 +366,7 @@ async def _claim(
 
     The row is inserted (or a special refund's negotiating row taken) only once: a retry finds it claimed and claims
     nothing again. The bill's check constraints and this statement's conditions keep the channel part within what
-    the channel took, and give the 医保 part back whole or not at all.
+    the channel took and the 医保 part within what 医保 paid.
     """
     amounts = {"amount_fen": channel_fen, "insurance_fen": insurance_fen, "final": final}
     fresh = (
@@ -325,7 +389,7 @@ async def _claim(
         col(Bill.refunded_fen) + channel_fen <= col(Bill.amount_fen),
     ]
     if insurance_fen:
-        conditions += [col(Bill.insurance_refunded_fen) == 0, col(Bill.insurance_fen) == insurance_fen]
+        conditions.append(col(Bill.insurance_refunded_fen) + insurance_fen <= col(Bill.insurance_fen))
     claimed = (
         await session.execute(
             update(Bill)

@@ -1,16 +1,22 @@
 """Notices: a row in the user's in-app inbox (what the app and the web pages show) plus a message through the notifier
-on every configured channel (8.2.1.1: app push, SMS, WeChat), each exactly once."""
+on every configured channel (8.2.1.1: app push, SMS, WeChat), and an e-mail through the mailer for the notices the
+settings send by e-mail (8.4.3.4: finance's daily reconciliation result), each exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
-from sqlalchemy import select
+import structlog
+from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from temporalio import activity
 
+from activities.adapters.errors import AdapterRefusal
+from activities.adapters.mailer import Mailer
 from activities.adapters.notifier import Notifier
 from core.crypto.sm import FieldCipher
 from models.common import Channel
@@ -46,6 +52,21 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "特殊退款待协商",
         "订单 {bill_id} 的药品已出库，患者申请退款（{reason}）。请与供药方、物流方协商并记录各方意见后办结。",
     ),
+    "exam_ordered": (
+        "检查待缴费",
+        "医生为您开具了检查：{names}，合计{amount}元。请在{deadline}前在检查单中缴费，缴费后按提示预约检查日期。",
+    ),
+    "exam_paid": (
+        "检查已缴费",
+        "您已缴纳检查费用：{names}。{booking}请在{valid_until}前完成检查，逾期未检查将自动退费。",
+    ),
+    "exam_booked": ("检查预约成功", "您已预约 {day} 的{name}，检查地点：{where}。{preparation}"),
+    "exam_closed": ("检查单已关闭", "您的检查单（{names}）已关闭：{reason}。"),
+    "exam_cancelled_by_hospital": (
+        "检查已取消",
+        "医院取消了您的检查：{names}（{reason}），检查费{amount}元将原路退回。",
+    ),
+    "exam_expired": ("检查已过期", "您的检查（{names}）超过有效期仍未执行，检查费{amount}元将原路退回。"),
     "insurance_not_used": ("医保结算未成功", "本单未能使用医保结算（{reason}），将按自费支付。"),
     "invoice_issued": ("电子票据已开具", "您的电子票据已开具：票据号码 {number}，金额{amount}元。查看：{link}"),
     "invoice_reversed": (
@@ -155,9 +176,31 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "资质审核未通过",
         "您的{role}注册资质审核未通过：{reason}。您可登录后补充或更正材料，再次提交审核。",
     ),
+    "onboarding_review_reminder": (
+        "资质审核待处理",
+        "{role}注册申请 {staff_id} 已通过自动核验，等待审核，审核时限为 {due}，请及时审核。",
+    ),
+    "onboarding_review_overdue": (
+        "资质审核已超时",
+        "{role}注册申请 {staff_id} 已超过审核时限（{due}）仍未审核，现提交督办，请尽快审核。申请仍保持待审核状态。",
+    ),
     "institution_registered": (
         "监管平台登记结果",
         "机构 {institution} 在监管平台的登记{result}（受理号 {ref}）。{detail}",
+    ),
+    "institution_suspended": (
+        "机构核验未通过，已暂停诊疗服务",
+        "机构 {name}（编号 {code}）经监管平台重新核验未能确认：{detail}。已暂停本院互联网诊疗服务（不再接受新的预约挂号，"
+        "已有预约不受影响）。请核实执业许可状态，确认恢复后在机构登记管理中重新核验。",
+    ),
+    "institution_reinstated": (
+        "机构核验通过，已恢复诊疗服务",
+        "机构 {name}（编号 {code}）经监管平台重新核验确认有效，已恢复本院互联网诊疗服务。",
+    ),
+    "reconciliation_balanced": (
+        "对账平衡",
+        "{channel} {date} 对账平衡：{matched} 笔收款、退款双方一致。渠道收款 {channel_paid} 元、退款 {channel_refunded} 元；"
+        "平台收款 {platform_paid} 元、退款 {platform_refunded} 元（批次 {run_id}）。",
     ),
     "reconciliation_mismatch": (
         "对账差错待处理",
@@ -190,6 +233,79 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
+# E-mail subjects where an inbox line should say more than the title, with the banner that opens the mail when
+# something is off: finance scans a mailbox of daily results, and one that is off must stand out there (8.4.3.4).
+# Other notices sent by e-mail take their title as the subject and have no banner.
+EMAIL_SUBJECTS: dict[str, tuple[str, str | None]] = {
+    "reconciliation_balanced": ("【对账结果】{channel} {date} 对账平衡", None),
+    "reconciliation_mismatch": (
+        "【对账异常】{channel} {date} 对账差错 {count} 笔待处理",
+        "对账结果异常，请尽快核实处理",
+    ),
+    "reconciliation_reminder": ("【对账异常】{channel} {date} 尚有 {count} 笔差错未处理", "差错账仍未处理完毕"),
+    "reconciliation_unavailable": ("【对账异常】{channel} {date} 对账单未能取得", "当日未能完成对账"),
+    "reconciliation_failed": ("【对账异常】{channel} {date} 对账未能完成", "当日未能完成对账"),
+    "reconciliation_bad_debt": ("【坏账告警】截至 {date} 未处理短款 {amount} 元", "坏账已超过告警阈值"),
+}
+# The day's figures, shown as a table in the HTML part when a notice carries them (the reconciliation results).
+_FIGURES = (
+    ("渠道收款（元）", "channel_paid"),
+    ("渠道退款（元）", "channel_refunded"),
+    ("平台收款（元）", "platform_paid"),
+    ("平台退款（元）", "platform_refunded"),
+    ("双方一致（笔）", "matched"),
+    ("长款（笔）", "channel_only"),
+    ("短款（笔）", "platform_only"),
+    ("金额不符（笔）", "amount_mismatch"),
+    ("状态不符（笔）", "status_mismatch"),
+)
+_EMAIL_FOOTER = "本邮件由系统自动发送，请勿直接回复。"
+
+
+def render_email(template: str, title: str, body: str, params: dict[str, str]) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of a notice's e-mail."""
+    subject, banner = EMAIL_SUBJECTS.get(template, (title, None))
+    subject = subject.format_map(_Defaulting(params))
+    text = "\n\n".join(part for part in (f"！！{banner}！！" if banner else "", body, _EMAIL_FOOTER) if part)
+    escaped = html.escape(body)
+    link = params.get("link", "")
+    if link.startswith(("https://", "http://")):
+        escaped = escaped.replace(
+            html.escape(link), f'<a href="{html.escape(link, quote=True)}">{html.escape(link)}</a>'
+        )
+    page = []
+    if banner:
+        page.append(
+            '<div style="background:#c62828;color:#fff;padding:12px 16px;font-size:18px;font-weight:bold">'
+            f"{html.escape(banner)}</div>"
+        )
+    page.append(f'<h2 style="font-size:18px">{html.escape(title)}</h2>')
+    page.append(f'<p style="font-size:15px;line-height:1.6">{escaped}</p>')
+    cell = "padding:4px 12px;border:1px solid #ddd"
+    rows = [
+        f'<tr><th style="text-align:left;{cell}">{html.escape(label)}</th>'
+        f'<td style="text-align:right;{cell}">{html.escape(params[key])}</td></tr>'
+        for label, key in _FIGURES
+        if key in params
+    ]
+    if rows:
+        page.append(f'<table style="border-collapse:collapse;font-size:14px">{"".join(rows)}</table>')
+    page.append(f'<p style="color:#888;font-size:12px">{_EMAIL_FOOTER}</p>')
+    document = (
+        f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"></head><body>{"".join(page)}</body></html>'
+    )
+    return subject, text, document
+
+
+class Recipient(NamedTuple):
+    user_id: str
+    phone: str | None
+    email: str | None = None
+
+
+log = structlog.get_logger()
+
+
 def with_links(params: dict[str, str], base: str) -> dict[str, str]:
     """Params with a `link` given as a path (`/bills/…`) made absolute against where patients open them."""
     link = params.get("link", "")
@@ -214,17 +330,22 @@ class NoticeActivities:
         notifier: Notifier,
         channels: Sequence[Channel] = (Channel.APP,),
         links_base: str = "",
+        *,
+        mailer: Mailer | None = None,
+        email_templates: Collection[str] = (),
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
         self._notifier = notifier
         self._channels = tuple(dict.fromkeys(channels))
         self._links_base = links_base
+        self._mailer = mailer
+        self._email_templates = frozenset(email_templates)
 
-    async def _recipients(self, session: AsyncSession, user_ref: str) -> list[tuple[str, str | None]]:
-        """(user id, phone) for `patient:<id>`, `applicant:<staff id>`, `doctor:<id>`, `pharmacist:<id>`, `role:<role>`, or the pharmacists
-        signed in for duty now (`duty:pharmacist`). A patient's phone is the one of their real-name data; staff have
-        the one they proved for SMS sign-in, if any."""
+    async def _recipients(self, session: AsyncSession, user_ref: str) -> list[Recipient]:
+        """Who `patient:<id>`, `applicant:<staff id>`, `doctor:<id>`, `pharmacist:<id>`, `role:<role>`, or the
+        pharmacists signed in for duty now (`duty:pharmacist`) are. A patient's phone is the one of their real-name
+        data; staff have the one they proved for SMS sign-in, if any, and the e-mail address on their account."""
         kind, _, ref = user_ref.partition(":")
         if kind == "patient":
             row = (
@@ -232,7 +353,7 @@ class NoticeActivities:
                     select(col(Patient.user_id), col(Patient.phone_enc)).where(col(Patient.id) == ref)
                 )
             ).first()
-            return [(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
+            return [Recipient(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
         if kind == "applicant":
             # A doctor or pharmacist applying (8.5.2.2, 8.5.3.2): the phone given with the application.
             row = (
@@ -242,7 +363,7 @@ class NoticeActivities:
                     )
                 )
             ).first()
-            return [(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
+            return [Recipient(row.user_id, self._cipher.decrypt("phone", row.phone_enc))] if row else []
         if kind in ("doctor", "pharmacist"):
             table = Doctor if kind == "doctor" else Pharmacist
             users = (await session.execute(select(col(table.user_id)).where(col(table.id) == ref))).scalars()
@@ -260,20 +381,31 @@ class NoticeActivities:
             ).scalars()
         else:
             raise ValueError(f"unknown recipient {user_ref!r}")
-        return await self._with_staff_phones(session, list(users))
+        return await self._staff(session, list(users))
 
-    async def _with_staff_phones(self, session: AsyncSession, user_ids: list[str]) -> list[tuple[str, str | None]]:
-        phones = dict(
-            (
-                await session.execute(
-                    select(col(MfaFactor.user_id), col(MfaFactor.sms_phone_enc)).where(
-                        col(MfaFactor.user_id).in_(user_ids), col(MfaFactor.sms_enrolled_at).is_not(None)
-                    )
+    async def _staff(self, session: AsyncSession, user_ids: list[str]) -> list[Recipient]:
+        contacts = {
+            row.id: row
+            for row in await session.execute(
+                select(col(User.id), col(User.email_enc), col(MfaFactor.sms_phone_enc))
+                .outerjoin(
+                    MfaFactor,
+                    and_(col(MfaFactor.user_id) == col(User.id), col(MfaFactor.sms_enrolled_at).is_not(None)),
                 )
-            ).all()
-        )
-        # The same column name as the patients' phone: the sign-in code wrote it under "phone".
-        return [(user_id, self._cipher.decrypt("phone", phones.get(user_id))) for user_id in user_ids]
+                .where(col(User.id).in_(user_ids))
+            )
+        }
+        # The phone under the same column name as the patients' phone: the sign-in code wrote it under "phone".
+        return [
+            Recipient(
+                user_id,
+                self._cipher.decrypt("phone", contacts[user_id].sms_phone_enc),
+                self._cipher.decrypt("email", contacts[user_id].email_enc),
+            )
+            if user_id in contacts
+            else Recipient(user_id, None)
+            for user_id in user_ids
+        ]
 
     @activity.defn
     async def send_notice(self, notice: Notice) -> int:
@@ -282,7 +414,7 @@ class NoticeActivities:
         title, body = render(notice.template, params)
         async with self._sessions() as session:
             recipients = await self._recipients(session, notice.user_ref)
-            for user_id, _ in recipients:
+            for user_id, *_ in recipients:
                 await session.execute(
                     insert(Notification)
                     .values(
@@ -296,8 +428,12 @@ class NoticeActivities:
                     .on_conflict_do_nothing(index_elements=["key"])
                 )
             await session.commit()
-        for user_id, phone in recipients:
+        for recipient in recipients:
+            user_id, phone = recipient.user_id, recipient.phone
             for channel in self._channels:
+                if channel is Channel.EMAIL:
+                    await self._email(notice, recipient, title, body, params)
+                    continue
                 if channel is Channel.SMS and phone is None:
                     continue  # nobody to text; the inbox and the other channels still reach them
                 # The notifier dedupes on the key, so a retry after a partial send does not message anyone twice.
@@ -307,3 +443,20 @@ class NoticeActivities:
                     idempotency_key=key, channel=channel, phone=phone, user_id=user_id, title=title, body=body
                 )
         return len(recipients)
+
+    async def _email(self, notice: Notice, recipient: Recipient, title: str, body: str, params: dict[str, str]) -> None:
+        if self._mailer is None or recipient.email is None or notice.template not in self._email_templates:
+            return
+        subject, text, page = render_email(notice.template, title, body, params)
+        try:
+            # The mailer dedupes on the key like the notifier: a retried notice mails nobody twice.
+            await self._mailer.send(
+                idempotency_key=f"{notice.key}:{recipient.user_id}:{Channel.EMAIL}",
+                to=recipient.email,
+                subject=subject,
+                text=text,
+                html=page,
+            )
+        except AdapterRefusal as refusal:
+            # An address the server refuses for good fails no flow: the inbox and the other channels reached them.
+            log.warning("notice e-mail refused", template=notice.template, user_id=recipient.user_id, code=refusal.code)

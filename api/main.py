@@ -36,6 +36,7 @@ from api.routers import (
     consult,
     consultations,
     doctor_day,
+    exams,
     health,
     integration,
     integration_apps,
@@ -110,6 +111,7 @@ _ROUTERS = (
     pharmacists.router,
     pharmacies.router,
     aftercare.router,
+    exams.router,
     bills.router,
     refunds.router,
     reconciliation.router,
@@ -172,9 +174,10 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     for router in _ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics.router)
-    # The simulators exist only where the sandbox payment channel and courier are in use (dev, tests, demo).
+    # The simulators exist only where a sandbox payment channel, 医保 platform or courier is in use (dev, tests, demo).
     configured = settings or get_settings()
-    if configured.adapter_payment == "sandbox" or configured.adapter_courier == "sandbox":
+    sandboxes = (configured.adapter_payment, configured.adapter_insurance, configured.adapter_courier)
+    if "sandbox" in sandboxes:
         app.include_router(sandbox.router, prefix=API_PREFIX)
     return app
 

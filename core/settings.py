@@ -34,7 +34,7 @@ class MerchantRule(BaseModel):
 
     campus: str  # a code of `Settings.campuses`
     department: str | None = None  # the department of the bill's visit (departments.id)
-    kind: str | None = Field(default=None, pattern="^(registration|prescription)$")  # the bill's kind
+    kind: str | None = Field(default=None, pattern="^(registration|prescription|exam)$")  # the bill's kind
 
 
 class Settings(BaseSettings):
@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     # How long a pharmacist's claim on a prescription in the review queue keeps other pharmacists off it.
     review_claim_ttl_s: int = Field(default=15 * 60, gt=0, le=24 * 3600)
     delivery_sla_s: int = 72 * 3600
+    # Exam orders (检查/检验): the patient pays within `exam_pay_window_s`; a paid order is valid `exam_valid_days`
+    # (exams not performed by then are refunded), and exams that need a time are booked up to `exam_booking_days`
+    # ahead.
+    exam_pay_window_s: int = Field(default=24 * 3600, gt=0)
+    exam_valid_days: int = Field(default=30, gt=0)
+    exam_booking_days: int = Field(default=14, gt=0)
     revisit_window_days: int = Field(default=180, gt=0)
     revisit_eligibility_days: int = Field(default=90, gt=0)
     pickup_code_attempts: int = 5
@@ -152,17 +158,54 @@ class Settings(BaseSettings):
     # 执业注册) and the provincial supervision platform (医疗服务与执业监管平台).
     adapter_practitioner: str = "sandbox"
     adapter_supervision: str = "sandbox"
+    # An application that passed the checks is due for the admins' review within `staff_review_window_s`; the
+    # reviewers are reminded `staff_review_reminders_s` (seconds, JSON list) before that deadline. Past it the
+    # application is escalated to every admin and stays awaiting review: it is never decided by the clock.
+    staff_review_window_s: int = Field(default=5 * 24 * 3600, gt=0)
+    staff_review_reminders_s: list[int] = [2 * 24 * 3600, 24 * 3600]
+    # Approved institutions are looked up on the supervision platform again this often (8.5.4.4), so a revoked or
+    # expired licence suspends them without waiting for an admin.
+    institution_reverify_every_s: int = Field(default=24 * 3600, gt=0)
     # Optional systems, off when empty: a liveness and face-match provider checked during patients' real-name
     # verification (8.5.1.4; patients then send its token with their identity), and a consortium chain the evidence
     # ledger's signed tree heads are anchored on.
     adapter_liveness: str = ""
     adapter_ledger_anchor: str = ""
     # Where notices go besides the in-app inbox (8.2.1.1): "app" (push), "sms" (to recipients with a phone on
-    # record), "wechat"; JSON list in QIHUANG_NOTIFY_CHANNELS.
-    notify_channels: list[Channel] = [Channel.APP, Channel.SMS]
+    # record), "wechat", "email" (to staff with an address on record, for the templates below); JSON list in
+    # QIHUANG_NOTIFY_CHANNELS.
+    notify_channels: list[Channel] = [Channel.APP, Channel.SMS, Channel.EMAIL]
+    # The notices that go by e-mail too (template names, JSON list): the daily reconciliation result and finance's
+    # reconciliation alerts (8.4.3.4), which finance keeps and forwards as mail.
+    notify_email_templates: list[str] = [
+        "reconciliation_balanced",
+        "reconciliation_mismatch",
+        "reconciliation_reminder",
+        "reconciliation_unavailable",
+        "reconciliation_failed",
+        "reconciliation_bad_debt",
+    ]
     # Sandbox behaviour: added latency and the share of calls that fail with a retryable error.
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = 0.0
+
+    # --- E-mail: notices by e-mail to staff (the daily reconciliation result to finance, 8.4.3.4) --------------------
+    # "sandbox" records each e-mail instead of sending it; "smtp" sends through the mail server below; empty: none.
+    adapter_mailer: str = "sandbox"
+    # smtp: the server, how the connection is secured ("starttls" on the submission port 587, "ssl" for implicit TLS
+    # on 465, "none" only for a relay on the same host or private network), and the account, if the server wants
+    # AUTH (no username: no AUTH). The sender address is required; its domain also names the Message-IDs.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: str = Field(default="starttls", pattern="^(starttls|ssl|none)$")
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    # The sender's display name; empty: `hospital_name`.
+    smtp_from_name: str = ""
+    # PEM bundle the server's certificate must chain to, for a server with a private CA; empty: the system's CAs.
+    smtp_ca_file: str = ""
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
 
     # --- The hospital's EMR, a source of offline diagnoses for the revisit check (8.1.2) --------------------------------
     adapter_emr: str = "sandbox"

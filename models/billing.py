@@ -14,6 +14,7 @@ from models.insurance import PaymentSplit
 class BillKind(StrEnum):
     REGISTRATION = "registration"
     PRESCRIPTION = "prescription"
+    EXAM = "exam"
 
 
 class BillStatus(StrEnum):
@@ -88,6 +89,36 @@ class InsuranceSettleRequest(BaseModel):
     requested_at: datetime
 
 
+class InsurancePath(StrEnum):
+    """How the 医保 platform settles a bill, chosen by what the patient presented when asking to pay with 医保.
+
+    - `hospital`: the 定点机构 interface (1101 → 2201 → 2204 → 2207; 2208 to give it back). The patient presents the
+      医保电子凭证 token (ecToken) their app decoded from the 电子凭证 QR code: the credential of a visit the hospital
+      settles itself, as at its own counter.
+    - `mobile`: 医保移动支付, the platform's path for 互联网医院 online visits paid on the patient's phone. The patient
+      authorizes the payment with their 医保电子凭证 on the platform's authorization page; that authorization (payAuthNo)
+      is what the platform asks for, so the hospital holds no credential of its own (1101 → 2201 → 6201 → 6202;
+      6203 gives a settlement back, 6401 withdraws an order never paid, 6301 tells what became of one).
+    """
+
+    HOSPITAL = "hospital"
+    MOBILE = "mobile"
+
+
+class MobileSettlementState(StrEnum):
+    """What became of a mobile order whose 6202 went unanswered (6301), as the Bill flow acts on it."""
+
+    SETTLED = "settled"  # the platform settled it: take its split
+    UNPAID = "unpaid"  # nothing was settled: 6202 may go again under a new key
+    PROCESSING = "processing"  # the platform is still at it: ask again later
+    CLOSED = "closed"  # revoked, refunded or failed: it can no longer be paid
+
+
+class MobileSettlementCheck(BaseModel):
+    state: MobileSettlementState
+    share: InsuranceShare | None = None
+
+
 class InsuranceRelease(BaseModel):
     """Give back what the platform holds for a bill: its settlement (2208) and, for a bill never paid, the visit."""
 
@@ -112,6 +143,8 @@ class BillState(BaseModel):
     insurance: InsuranceShare | None = None
     # Why a presented 医保 credential was not used (the bill is then self-pay in full).
     insurance_refused: str | None = None
+    # 医保移动支付: the bill waits for the patient's authorization on the 医保 platform before anything is settled.
+    awaiting_insurance_authorization: bool = False
 
     @property
     def channel_fen(self) -> int:
@@ -178,11 +211,28 @@ class ConcludeNegotiation(BaseModel):
     concluded_by: str
 
 
+class InsuranceResettle(BaseModel):
+    """A partial refund that reaches a 医保 bill's insured part: the settlement goes back whole (2208 / 6203) and what
+    remains of the bill is settled anew; the channel returns the self-pay difference.
+
+    The claim holds everything left of the bill (`cash_held_fen` at the channel, `insurance_held_fen` at 医保) until
+    the new settlement says how much of it stays paid.
+    """
+
+    kind: BillKind
+    ref_id: str
+    remaining_fen: Fen = Field(gt=0)
+    cash_held_fen: Fen
+    insurance_held_fen: Fen
+    path: InsurancePath = InsurancePath.HOSPITAL
+
+
 class RefundPlan(BaseModel):
     """How a claimed refund goes back: the 医保 part through the platform, the rest along the original channel.
 
     `final` when it returns everything left of the bill (the e-invoice is then reversed). `eta` is the expected
-    arrival the patient is told, from the settings per channel.
+    arrival the patient is told, from the settings per channel. `resettle` for a partial refund beyond the self-pay
+    part (then `channel_fen` is what the claim holds at the channel, not yet what goes back).
     """
 
     refund_id: str
@@ -190,6 +240,7 @@ class RefundPlan(BaseModel):
     insurance: PaymentSplit | None = None
     final: bool = False
     eta: str = ""
+    resettle: InsuranceResettle | None = None
 
 
 class ChannelRefund(BaseModel):
@@ -211,6 +262,8 @@ class RefundResult(BaseModel):
     # The parts as paid back (set once planned): through 医保 and through the channel.
     insurance_fen: Fen = 0
     channel_fen: Fen | None = None
+    # A re-settling refund: `insurance_fen` and `channel_fen` are what actually went back, whatever its status.
+    resettle: bool = False
     negotiation: list[NegotiationEntry] = []
     failure: str | None = None
 

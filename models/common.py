@@ -30,3 +30,5 @@ class Channel(StrEnum):
     APP = "app"
     SMS = "sms"
     WECHAT = "wechat"
+    # To staff with an address on record, for the notices the settings name (the mailer adapter, not the notifier).
+    EMAIL = "email"

@@ -1,11 +1,11 @@
 """The demo hospital: departments, diseases, doctors with their fees and a week of sessions (排班) with the slots
-each session generates, pharmacists, the herb catalogue, the demo accounts, and the offline diagnoses the sandbox HIS
-returns for the demo patients.
+each session generates, pharmacists, the herb and exam catalogues, the demo accounts, and the offline diagnoses the
+sandbox HIS returns for the demo patients.
 
 Every row has a fixed id, so seeding again (each `qihuang dev` start does) is safe. Rows with live state (accounts,
 patients, schedules, slots, herb stock) are only inserted when missing; reference rows (departments, diseases, staff
-profiles) are brought back to the values below; the sandbox HIS diagnoses are moved to ~30 days ago, so the demo
-patients stay eligible for a revisit however old the dev database is.
+profiles, exams) are brought back to the values below; the sandbox HIS diagnoses are moved to ~30 days ago, so the
+demo patients stay eligible for a revisit however old the dev database is.
 
 A doctor's sessions cycle through the diseases of the department: the first session (tomorrow morning) of each doctor
 is for the department's first disease, e.g. `demo-doctor` tomorrow morning sees 胃痞病 (TCM-PW-001), which is what
@@ -42,6 +42,7 @@ from models.tables import (
     Department,
     Disease,
     Doctor,
+    ExamCatalogueEntry,
     Herb,
     Patient,
     Pharmacist,
@@ -161,6 +162,29 @@ SLOTS_PER_SESSION = 8
 SLOT_LENGTH = timedelta(minutes=15)
 SCHEDULE_DAYS = 7
 EXTRA_SLOTS_PER_SESSION = 2
+
+# The exam catalogue (检查/检验) doctors order from: price in fen, the department that performs it, whether the
+# patient books a day for it and how many a day it takes, what the patient does before it.
+EXAMS: tuple[ExamCatalogueEntry, ...] = (
+    ExamCatalogueEntry(code="LAB-CBC", name="血常规", category="lab", price_fen=1800, department="检验科"),
+    ExamCatalogueEntry(
+        code="LAB-LFT", name="肝功能", category="lab", price_fen=6500, department="检验科",
+        preparation="检查前空腹8小时",
+    ),
+    ExamCatalogueEntry(
+        code="TCM-TONGUE", name="舌象仪检测", category="exam", price_fen=3000, department="中医诊断室",
+        needs_booking=True, daily_capacity=20, preparation="检查前2小时勿进食染色食物，勿刮舌苔",
+    ),
+    ExamCatalogueEntry(
+        code="TCM-PULSE", name="脉象仪检测", category="exam", price_fen=3000, department="中医诊断室",
+        needs_booking=True, daily_capacity=20, preparation="检查前静坐休息10分钟",
+    ),
+    ExamCatalogueEntry(
+        code="US-ABD", name="腹部彩超", category="exam", price_fen=15000, department="超声科",
+        needs_booking=True, daily_capacity=30, preparation="检查前空腹8小时",
+    ),
+    ExamCatalogueEntry(code="ECG", name="常规心电图", category="exam", price_fen=2500, department="心电图室"),
+)  # fmt: skip
 
 HERB_STOCK_G = 50_000
 # Precious materials (贵细药材) are priced far above everyday 饮片.
@@ -405,6 +429,7 @@ async def seed_demo(
         slots = [Slot.model_validate(row) for schedule in schedules for row in regular_slot_rows(schedule)]
         summary.slots = await _insert_missing(session, Slot, "id", slots)
         summary.herbs = await _insert_missing(session, Herb, "name", _herb_rows(herbs))
+        await _upsert(session, ExamCatalogueEntry, "code", EXAMS)
         if his_sandbox_hook is None:
             await _seed_his_diagnoses(session, diagnoses)
     if his_sandbox_hook is not None:
@@ -428,6 +453,7 @@ async def seed_demo(
         first_day.isoformat(),
     )
     log.info("herbs: %d created in a catalogue of %d", summary.herbs, len(herbs))
+    log.info("exams: a catalogue of %d (reference data up to date)", len(EXAMS))
     log.info(
         "sandbox HIS: offline diagnoses for %s, %d days ago", ", ".join(DEMO_HIS_DIAGNOSES), HIS_DIAGNOSIS_AGE.days
     )

@@ -26,6 +26,7 @@ from activities.aftercare import AftercareActivities
 from activities.billing import BillingActivities
 from activities.consultations import ConsultationActivities
 from activities.duty import DutyActivities
+from activities.exams import ExamActivities
 from activities.fulfilment import FulfilmentActivities
 from activities.housekeeping import HousekeepingActivities
 from activities.identity import IdentityActivities
@@ -59,11 +60,12 @@ from workers.schedules import apply_schedules
 from workflows.adverse_reaction import AdverseReactionWorkflow
 from workflows.bill import BillWorkflow
 from workflows.duty import PharmacistDutyCheckWorkflow
+from workflows.exam import ExamOrderWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
 from workflows.gateway_alert import GatewayAlertWorkflow
 from workflows.housekeeping import SecurityHousekeepingWorkflow
 from workflows.identity import IdentityVerificationWorkflow
-from workflows.institution import InstitutionRegistrationWorkflow
+from workflows.institution import InstitutionRegistrationWorkflow, InstitutionReverificationWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.ledger import LedgerTreeHeadWorkflow
 from workflows.onboarding import OnboardingWorkflow
@@ -79,10 +81,12 @@ WORKFLOWS: Sequence[type] = (
     AdverseReactionWorkflow,
     BillWorkflow,
     DailyReconciliationWorkflow,
+    ExamOrderWorkflow,
     FulfilmentWorkflow,
     GatewayAlertWorkflow,
     IdentityVerificationWorkflow,
     InstitutionRegistrationWorkflow,
+    InstitutionReverificationWorkflow,
     InvoiceWorkflow,
     LedgerTreeHeadWorkflow,
     OnboardingWorkflow,
@@ -116,6 +120,7 @@ def build_activities(
     insurance_pay = InsurancePayActivities(sessions, cipher, adapters.insurance)
     invoices = InvoiceActivities(sessions, cipher, adapters.invoice)
     refund_requests = RefundRequestActivities(sessions)
+    exams = ExamActivities(sessions)
     visits = VisitActivities(sessions, cipher, adapters.his)
     ledger = EvidenceLedger(sessions)
     evidence = LedgerActivities(ledger, load_signing_key(settings), adapters.tsa, adapters.ledger_anchor, sessions)
@@ -141,7 +146,13 @@ def build_activities(
     institutions = InstitutionActivities(sessions, adapters.supervision)
     housekeeping = HousekeepingActivities(sessions)
     notices = NoticeActivities(
-        sessions, cipher, adapters.notifier, settings.notify_channels, links_base=settings.links_base
+        sessions,
+        cipher,
+        adapters.notifier,
+        settings.notify_channels,
+        links_base=settings.links_base,
+        mailer=adapters.mailer,
+        email_templates=settings.notify_email_templates,
     )
     schedule_changes = ScheduleChangeActivities(sessions)
     duty = DutyActivities(sessions)
@@ -162,8 +173,12 @@ def build_activities(
             billing.open_special_refund,
             billing.record_negotiation,
             insurance_pay.insurance_presented,
+            insurance_pay.insurance_path,
             refund_requests.dispatch_status,
             refund_requests.withdraw_fulfilment,
+            exams.record_exam_order,
+            exams.book_exam_day,
+            exams.release_exam_days,
             visits.record_visit,
             visits.confirm_slot,
             visits.release_slot,
@@ -195,6 +210,8 @@ def build_activities(
             onboarding.record_checks,
             onboarding.finish_onboarding,
             institutions.record_institution,
+            institutions.approved_institutions,
+            institutions.record_reverification,
             housekeeping.purge_login_throttle,
             schedule_changes.record_change,
             schedule_changes.finish_change,
@@ -210,6 +227,7 @@ def build_activities(
             billing.request_channel_refund,
             billing.query_channel_refund,
             insurance_pay.settle_bill_insurance,
+            insurance_pay.check_mobile_settlement,
             insurance_pay.reverse_unknown_settlement,
             insurance_pay.release_bill_insurance,
             invoices.issue_invoice,
@@ -236,6 +254,7 @@ def build_activities(
             institutions.submit_institution,
             institutions.registration_status,
             institutions.verify_institution,
+            institutions.reverify_institution,
             notices.send_notice,
             reconciliation.download_statement,
             reconciliation.check_insurance,

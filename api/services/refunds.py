@@ -7,6 +7,7 @@ so a refund is never issued twice nor above what was paid however requests race.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import func, select
@@ -40,17 +41,20 @@ async def present_insurance(
     bill_id: str,
     insurance: InsuranceIn | None,
 ) -> None:
-    """Keep the 医保 credential the patient pays `bill_id` with (SM4 at rest), before the bill opens."""
+    """Keep how the patient pays `bill_id` with 医保, before the bill opens: the 医保电子凭证 token (SM4 at rest), or
+    for 医保移动支付 no credential yet (the platform reports the patient's authorization later)."""
     if insurance is None:
         return
-    values = {
-        "cert_no_enc": cipher.encrypt(CREDENTIAL_COLUMN, insurance.ec_token),
+    values: dict[str, Any] = {
+        "cert_type": (CertType.ID_CARD if insurance.mobile else CertType.EC_TOKEN).value,
+        "cert_no_enc": cipher.encrypt(CREDENTIAL_COLUMN, insurance.ec_token) if insurance.ec_token else None,
         "use_account": insurance.use_account,
+        "mobile": insurance.mobile,
     }
     async with sessions() as session, session.begin():
         await session.execute(
             insert(InsuranceCredential)
-            .values(bill_id=bill_id, patient_id=patient_id, cert_type=CertType.EC_TOKEN.value, **values)
+            .values(bill_id=bill_id, patient_id=patient_id, **values)
             .on_conflict_do_update(
                 index_elements=["bill_id"], set_=values, where=col(InsuranceCredential.patient_id) == patient_id
             )
@@ -76,9 +80,12 @@ async def start_authorized_refund(
     """An administrator refunds a registration fee whose visit has ended: the patient could not attend, or the
     hospital changed the schedule. The reason is recorded on the refund and in the audit trail."""
     if bill.kind != BillKind.REGISTRATION.value:
-        raise Problem(
-            409, "REFUND_KIND_NOT_ALLOWED", "不能授权退款", "处方药费请由患者申请退款（药品出库前）或办理特殊退款"
+        how = (
+            "检查费在检查执行前由患者取消或医院取消检查时退回（检查单的取消）"
+            if bill.kind == BillKind.EXAM.value
+            else "处方药费请由患者申请退款（药品出库前）或办理特殊退款"
         )
+        raise Problem(409, "REFUND_KIND_NOT_ALLOWED", "不能授权退款", how)
     stage = (await session.execute(select(col(Visit.stage)).where(col(Visit.id) == bill.ref_id))).scalar()
     if stage is None or VisitStage(stage) not in _VISIT_ENDED:
         raise Problem(409, "VISIT_IN_PROGRESS", "复诊流程尚未结束", "复诊进行中，取消、中止或停诊的退款由复诊流程办理")

@@ -12,15 +12,16 @@ from models.tables.conduct import BookingBlock, NoShow
 from models.tables.consult import ConsultCall, ConsultMedia, ConsultMessage, ConsultRead
 from models.tables.consultation import VisitConsultant
 from models.tables.duty import PharmacistDuty
+from models.tables.exams import ExamCapacity, ExamCatalogueEntry, ExamItem, ExamOrder
 from models.tables.fulfilment import Fulfilment
 from models.tables.guardian import VisitGuardian
 from models.tables.identity import AccessToken, Consent, Doctor, LivenessCheck, Patient, Pharmacist, User
-from models.tables.institution import Institution
+from models.tables.institution import Institution, InstitutionReverification
 from models.tables.insurance import InsuranceCredential, InsuranceSettlement
 from models.tables.integration import IntegrationApp, IntegrationCounter, IntegrationNonce
 from models.tables.ledger import LedgerAnchor, LedgerEntry, LedgerNode, LedgerTreeHead
 from models.tables.pharmacies import PartnerPharmacy, PharmacyStaff, SandboxPartnerStock
-from models.tables.platform import IdempotencyRecord, Notification
+from models.tables.platform import IdempotencyRecord, Notification, SentEmail
 from models.tables.reconciliation import ChannelStatement, ChannelStatementLine, ReconciliationItem, ReconciliationRun
 from models.tables.revisit import RevisitEligibility, RevisitUpload
 from models.tables.sandbox import SandboxCall, SandboxHisDiagnosis, SandboxPayOrder, SandboxRefund, SandboxShipment
@@ -51,10 +52,15 @@ __all__ = [
     "Department",
     "Disease",
     "Doctor",
+    "ExamCapacity",
+    "ExamCatalogueEntry",
+    "ExamItem",
+    "ExamOrder",
     "Fulfilment",
     "Herb",
     "IdempotencyRecord",
     "Institution",
+    "InstitutionReverification",
     "InsuranceCredential",
     "InsuranceSettlement",
     "IntegrationApp",
@@ -94,6 +100,7 @@ __all__ = [
     "SandboxShipment",
     "Schedule",
     "ScheduleChange",
+    "SentEmail",
     "Slot",
     "StaffApplication",
     "StaffDocument",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from models.tables._types import Timestamp
@@ -19,7 +19,10 @@ class Bill(SQLModel, table=True):
     __tablename__ = "bills"
     __table_args__ = (
         CheckConstraint("refunded_fen <= amount_fen", name="bill_refund_cap"),
-        CheckConstraint("insurance_refunded_fen IN (0, insurance_fen)", name="bill_insurance_refund_whole"),
+        CheckConstraint("insurance_refunded_fen <= insurance_fen", name="bill_insurance_refund_cap"),
+        # A channel's payments of one day (reconciliation's platform side, finance's day views): the channel first,
+        # then the paid_at range. Bills never paid have no place in it.
+        Index("ix_bills_channel_paid_at", "channel", "paid_at", postgresql_where=text("paid_at IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True, max_length=80)
@@ -28,7 +31,8 @@ class Bill(SQLModel, table=True):
     patient_id: str = Field(foreign_key="patients.id", index=True)
     amount_fen: int = Field(ge=0)
     refunded_fen: int = Field(default=0, ge=0)
-    # Settled through 医保 (pooled fund and personal account); given back whole (2208) or not at all.
+    # Settled through 医保 (pooled fund and personal account). A settlement goes back whole (2208 / 6203); after a
+    # partial refund beyond the self-pay part, what the new settlement of the remaining items covers stays unrefunded.
     insurance_fen: int = Field(default=0, ge=0, sa_column_kwargs={"server_default": "0"})
     insurance_refunded_fen: int = Field(default=0, ge=0, sa_column_kwargs={"server_default": "0"})
     description: str = ""

@@ -59,6 +59,9 @@ NOT_WALKED: set[str] = {
     "GET /api/v1/records",  # the caller's own list (checked by the list test)
     "GET /api/v1/prescriptions",  # the caller's own list (checked by the list test)
     "GET /api/v1/bills",  # the caller's own list (checked by the list test)
+    "GET /api/v1/exams",  # the caller's own list (checked by the list test)
+    "GET /api/v1/exam-catalogue",  # the hospital's exam catalogue: names and prices, no patient data
+    "GET /api/v1/exam-catalogue/{exam_code}/availability",  # places left per day, no patient data
     "POST /api/v1/prescriptions/check",  # stateless rule check of a body, staff only (test_access checks the role)
     "GET /api/v1/pharmacists/me/duty",  # the caller's own duty status
     "POST /api/v1/pharmacists/me/duty",  # the caller's own duty status
@@ -66,6 +69,8 @@ NOT_WALKED: set[str] = {
     "GET /api/v1/pharmacies",  # public catalogue: the partner pharmacies patients may choose
     "POST /api/v1/callbacks/payments/{channel}",  # channel callback, authenticated by the channel's signature
     "POST /api/v1/callbacks/couriers/{name}",  # courier callback, authenticated by the courier's signature
+    "POST /api/v1/callbacks/insurance/{name}/authorizations",  # 医保 platform callback, authenticated by its gateway
+    "POST /api/v1/callbacks/insurance/{name}/notices",  # 医保 platform callback, authenticated by its gateway
     "POST /api/v1/staff-applications",  # a doctor or pharmacist registering: creates their own account, no patient data
 }
 
@@ -93,6 +98,7 @@ PLACEHOLDERS = {
     "staff_id": "stf-1",
     "document_id": "sdoc-1",
     "institution_id": "inst-1",
+    "item_no": "1",
 }
 
 # The smallest valid body of each walked write (a 422 would not show whether access was checked).
@@ -116,6 +122,10 @@ BODIES: dict[str, Any] = {
     },
     "POST /api/v1/visits/{visit_id}/consultants": {"consultant_id": "doc-2", "reason": "x"},
     "POST /api/v1/visits/{visit_id}/opinions": {"opinion": "x"},
+    "POST /api/v1/visits/{visit_id}/exams": {"exam_codes": ["LAB-CBC"]},
+    "POST /api/v1/exams/{order_id}/items/{item_no}/booking": {"day": "2030-01-01"},
+    "POST /api/v1/exams/{order_id}/cancel": {"reason": "x"},
+    "POST /api/v1/exams/{order_id}/hospital-cancel": {"reason": "x", "reason_code": "schedule_changed"},
     "POST /api/v1/revisit-uploads/{upload_id}/review": {"approve": True},
     "POST /api/v1/prescriptions/{prescription_id}/sign": {"reason": None},
     "POST /api/v1/prescriptions/{prescription_id}/revise": PRESCRIPTION,
@@ -169,7 +179,8 @@ OWNER_QUERY = {"patient_id", "subject_id", "visit_id", "prescription_id", "bill_
 
 
 class OwnerJourney(Journey):
-    """The demo journey, also starting and ending a call and sending one more message during the consult."""
+    """The demo journey, also starting and ending a call, sending one more message and ordering an exam during the
+    consult."""
 
     extra: dict[str, str]
 
@@ -188,6 +199,10 @@ class OwnerJourney(Journey):
                 self.extra["call_id"] = call.json()["call_id"]
                 await self.call("POST", f"/visits/{visit_id}/calls/{self.extra['call_id']}/end", self.doctor)
                 break
+        ordered = await self.call(
+            "POST", f"/visits/{visit_id}/exams", self.doctor, expected=201, json={"exam_codes": ["LAB-CBC"]}
+        )
+        self.extra["order_id"] = ordered["order_id"]
 
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:
@@ -245,6 +260,7 @@ async def _snapshot(journey: Journey, ids: dict[str, str]) -> dict[str, Any]:
         "visit": await journey.call("GET", f"/visits/{visit}", journey.patient),
         "prescription": prescription,
         "bill": await journey.call("GET", f"/bills/{ids['bill_id']}", journey.patient),
+        "exam": await journey.call("GET", f"/exams/{ids['order_id']}", journey.patient),
         "record": await journey.call("GET", f"/visits/{visit}/record", journey.patient),
         "messages": [m["id"] for m in messages["items"]],
     }
@@ -301,6 +317,7 @@ async def test_another_patient_is_refused_by_every_route(owned) -> None:
         ("/visits", "visit_id", "visit_id"),
         ("/prescriptions", "prescription_id", "prescription_id"),
         ("/bills", "bill_id", "bill_id"),
+        ("/exams", "order_id", "order_id"),
         ("/records", "visit_id", "visit_id"),
         ("/revisit-uploads", "upload_id", "upload_id"),
     ):

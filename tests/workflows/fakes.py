@@ -62,13 +62,15 @@ from models.revisit import (
 from models.schedule_change import AffectedVisit, ScheduleChangeInput
 from models.signature import SignatureRecord
 from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState, WriteRecord
+from tests.workflows.exam_fakes import ExamFakes
 from tests.workflows.money_fakes import MoneyFakes
 from workers.worker import ActivitySets
 
 
-class FakeWorld(MoneyFakes):
+class FakeWorld(MoneyFakes, ExamFakes):
     def __init__(self) -> None:
         super().__init__()
+        ExamFakes.__init__(self)
         self.calls: Counter[str] = Counter()
         self.notices: list[Notice] = []
         self.refunds: list[RefundInput] = []
@@ -433,4 +435,6 @@ class FakeWorld(MoneyFakes):
             self.sign_opinion,
         ]  # fmt: skip
         money_local, money_integration = self.money_activities()
-        return ActivitySets(local=local + money_local, integration=integration + money_integration)
+        return ActivitySets(
+            local=local + money_local + self.exam_activities(), integration=integration + money_integration
+        )
