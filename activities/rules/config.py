@@ -60,11 +60,16 @@ class ChildDosePolicy:
     # Ages past the last bound get the adult dose.
     bands: tuple[tuple[float, Fraction], ...]
 
-    def fraction(self, age_years: float) -> Fraction | None:
-        for upper, fraction in self.bands:
+    def band(self, age_years: float) -> int | None:
+        """The index of the band an age falls in; None past the last band."""
+        for index, (upper, _) in enumerate(self.bands):
             if age_years < upper:
-                return fraction
+                return index
         return None
+
+    def fraction(self, age_years: float) -> Fraction | None:
+        band = self.band(age_years)
+        return None if band is None else self.bands[band][1]
 
 
 # 《中医儿科学》: 新生儿 1/6, 乳婴儿 1/3–1/2, 幼儿及幼童 2/3 或成人量, 学龄期 成人量. The upper end of each
