@@ -4,7 +4,12 @@ Each prescription is a classic formula from the knowledge file, filled up to 15 
 doses inside, and sometimes just outside, the ChP range; patients vary in age, pregnancy and allergies, so the
 run exercises the rules that fire as well as the clean path. Prints one JSON line.
 
-    .venv/bin/python bench/rx_check.py [--seconds 3]
+The run is split into rounds (5 of 1 s by default); `checks_per_s`, `p50_us` and `p99_us` are those of the fastest
+round, as `timeit` advises: on a shared machine a slow round measures the neighbours rather than the engine (on this
+2-vCPU machine rounds of the same code range from the best rate to about 1.6 times slower). Every round's rate is
+listed in `rounds`, and `all_p99_us` is the p99 over all of them.
+
+    .venv/bin/python bench/rx_check.py [--rounds 5] [--seconds 1]
 """
 
 from __future__ import annotations
@@ -78,33 +83,45 @@ def build_requests(rng: random.Random) -> list[CheckRequest]:
     return requests
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
-    args = parser.parse_args()
-    engine = RuleEngine.load()
-    requests = build_requests(random.Random(20240601))
-    for req in requests:  # warm the name cache, as a long-running worker would be
-        engine.check(req)
+def run_round(engine: RuleEngine, requests: list[CheckRequest], seconds: float) -> tuple[float, list[int]]:
+    """Checks per second over the round and each check's time in ns."""
     timings: list[int] = []
     clock = time.perf_counter_ns
-    deadline = clock() + int(args.seconds * 1e9)
+    deadline = clock() + int(seconds * 1e9)
     started = clock()
     while clock() < deadline:
         for req in requests:
             t0 = clock()
             engine.check(req)
             timings.append(clock() - t0)
-    elapsed_s = (clock() - started) / 1e9
-    quantiles = statistics.quantiles(timings, n=100)
+    return len(timings) / ((clock() - started) / 1e9), timings
+
+
+def _us(timings: list[int], percentile: int) -> float:
+    return round(statistics.quantiles(timings, n=100)[percentile - 1] / 1000, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0, help="per round")
+    args = parser.parse_args()
+    engine = RuleEngine.load()
+    requests = build_requests(random.Random(20240601))
+    for req in requests:  # warm the name cache, as a long-running worker would be
+        engine.check(req)
+    rounds = [run_round(engine, requests, args.seconds) for _ in range(max(1, args.rounds))]
+    best_rate, best_timings = max(rounds, key=lambda result: result[0])
     print(
         json.dumps(
             {
                 "bench": "rx_check",
-                "checks": len(timings),
-                "checks_per_s": round(len(timings) / elapsed_s),
-                "p50_us": round(quantiles[49] / 1000, 1),
-                "p99_us": round(quantiles[98] / 1000, 1),
+                "checks": sum(len(timings) for _, timings in rounds),
+                "checks_per_s": round(best_rate),
+                "p50_us": _us(best_timings, 50),
+                "p99_us": _us(best_timings, 99),
+                "rounds": [round(rate) for rate, _ in rounds],
+                "all_p99_us": _us([t for _, timings in rounds for t in timings], 99),
             },
             separators=(",", ":"),
         )
