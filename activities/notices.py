@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 import structlog
-from sqlalchemy import and_, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -29,8 +29,10 @@ from models.tables import (
     Patient,
     Pharmacist,
     PharmacistDuty,
+    RolePermission,
     StaffApplication,
     User,
+    UserPermission,
 )
 
 # zh-CN texts per template. Params fill the `{name}` fields.
@@ -343,7 +345,8 @@ class NoticeActivities:
         self._email_templates = frozenset(email_templates)
 
     async def _recipients(self, session: AsyncSession, user_ref: str) -> list[Recipient]:
-        """Who `patient:<id>`, `applicant:<staff id>`, `doctor:<id>`, `pharmacist:<id>`, `role:<role>`, or the
+        """Who `patient:<id>`, `applicant:<staff id>`, `doctor:<id>`, `pharmacist:<id>`, `role:<role>` (or
+        `role:<role>/<permission>`: those of the role who hold the permission, as `api.permissions` decides it), or the
         pharmacists signed in for duty now (`duty:pharmacist`) are. A patient's phone is the one of their real-name
         data; staff have the one they proved for SMS sign-in, if any, and the e-mail address on their account."""
         kind, _, ref = user_ref.partition(":")
@@ -368,9 +371,20 @@ class NoticeActivities:
             table = Doctor if kind == "doctor" else Pharmacist
             users = (await session.execute(select(col(table.user_id)).where(col(table.id) == ref))).scalars()
         elif kind == "role":
-            users = (
-                await session.execute(select(col(User.id)).where(col(User.role) == ref, col(User.disabled).is_(False)))
-            ).scalars()
+            role, _, permission = ref.partition("/")
+            members = select(col(User.id)).where(col(User.role) == role, col(User.disabled).is_(False))
+            if permission:
+                # A personal grant or revocation decides; else the role's own permissions do.
+                personal = (
+                    select(col(UserPermission.granted))
+                    .where(col(UserPermission.user_id) == col(User.id), col(UserPermission.permission) == permission)
+                    .scalar_subquery()
+                )
+                by_role = exists().where(
+                    col(RolePermission.role) == col(User.role), col(RolePermission.permission) == permission
+                )
+                members = members.where(func.coalesce(personal, by_role))
+            users = (await session.execute(members)).scalars()
         elif user_ref == ON_DUTY_PHARMACISTS:
             users = (
                 await session.execute(

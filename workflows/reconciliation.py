@@ -51,7 +51,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import DB_RETRY, Notices, integration_queue, yuan
 
 
-FINANCE = "role:finance"
+# The finance staff authorized to see reconciliation (8.4.3.4): a finance user an admin took the permission from is
+# told nothing.
+FINANCE = "role:finance/reconciliation.read"
 CHANNEL_NAMES = {"sandbox": "沙箱支付", "wechatpay": "微信支付", "alipay": "支付宝", INSURANCE_CHANNEL: "医保"}
 # A few quick retries for a flaky connection; after that the statement is asked for again on the durable timer.
 _FETCH_RETRY = RetryPolicy(

@@ -17,9 +17,11 @@ from activities.notices import NoticeActivities, render_email
 from core.crypto.sm import FieldCipher
 from models.common import Channel, Role
 from models.notify import Notice
-from models.tables import User
+from models.permissions import Permission
+from models.tables import User, UserPermission
 from tests.api.helpers import make_user
 from tests.simulators.smtp import Mailbox, smtp_server
+from workflows.reconciliation import FINANCE
 
 MISMATCH = {
     "channel": "微信支付",
@@ -158,3 +160,28 @@ def test_other_notices_take_their_title_as_subject() -> None:
     )
     assert subject == "支付成功" and not text.startswith("！！")
     assert '<a href="https://app.example/bills/b-1">' in html and "<table" not in html
+
+
+async def test_finance_results_reach_only_finance_staff_who_hold_the_permission(
+    sessions, settings, cipher, mail
+) -> None:  # type: ignore[no-untyped-def]
+    box, port = mail
+    allowed, revoked = _address(), _address()
+    await _finance(sessions, cipher, allowed)
+    revoked_id = await _finance(sessions, cipher, revoked)
+    admin_id, _ = await make_user(sessions, Role.ADMIN)  # admins read reconciliation too, but are not finance
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(User).where(col(User.id) == admin_id).values(email_enc=cipher.encrypt("email", _address()))
+        )
+        session.add(UserPermission(user_id=revoked_id, permission=str(Permission.RECONCILIATION_READ), granted=False))
+    notices = _notices(sessions, settings, cipher, port)
+    await notices.send_notice(
+        Notice(key=f"{revoked_id}:mismatch", user_ref=FINANCE, template="reconciliation_mismatch", params=MISMATCH)
+    )
+    mailed = {address for received in box.received for address in received.rcpt_tos}
+    assert allowed in mailed
+    assert revoked not in mailed
+    async with sessions() as session:
+        admin_address = cipher.decrypt("email", (await session.get(User, admin_id)).email_enc)  # type: ignore[union-attr]
+    assert admin_address not in mailed

@@ -33,6 +33,7 @@ from workflows.housekeeping import SCHEDULE_ID as HOUSEKEEPING_SCHEDULE_ID
 from workflows.institution import REVERIFY_SCHEDULE_ID
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.reconciliation import (
+    FINANCE,
     DailyReconciliationWorkflow,
     ReconciliationWorkflow,
     daily_schedule_id,
@@ -79,7 +80,7 @@ def refusal(error: WorkflowUpdateFailedError) -> str | None:
 
 
 def finance_templates(h: ReconciliationHarness) -> list[str]:
-    assert all(n.user_ref == "role:finance" for n in h.world.notices)
+    assert all(n.user_ref == FINANCE for n in h.world.notices)
     return [n.template for n in h.world.notices]
 
 
