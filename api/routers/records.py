@@ -15,12 +15,12 @@ from api.auth import ActorDep, DoctorDep
 from api.deps import ContextDep, SessionDep, TemporalDep
 from api.errors import problem_responses
 from api.idempotency import idempotent
+from api.queries.listing import own_rows
 from api.services.access import visible_visit
 from api.services.record_fhir import record_bundle
 from api.services.record_pdf import render_record_pdf
 from api.services.records import RecordView, add_addendum, record_view
 from api.services.temporal_calls import workflow_call
-from models.common import Role
 from models.record import RecordAddendum, SignRecord
 from models.tables import MedicalRecord
 from models.visit import TcmRecord, VisitState, WriteRecord
@@ -53,12 +53,13 @@ async def list_records(
     offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[RecordSummary]:
     """Patients see their own records, doctors the ones they wrote, admins all; newest first."""
-    query = select(MedicalRecord).order_by(col(MedicalRecord.written_at).desc()).limit(limit).offset(offset)
-    if actor.role is Role.PATIENT:
-        query = query.where(col(MedicalRecord.patient_id) == actor.ref)
-    elif actor.role is Role.DOCTOR:
-        query = query.where(col(MedicalRecord.doctor_id) == actor.ref)
-    elif actor.role is not Role.ADMIN:
+    query = own_rows(
+        select(MedicalRecord).order_by(col(MedicalRecord.written_at).desc()).limit(limit).offset(offset),
+        actor,
+        col(MedicalRecord.patient_id),
+        col(MedicalRecord.doctor_id),
+    )
+    if query is None:
         return []
     return [
         RecordSummary(

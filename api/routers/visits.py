@@ -16,10 +16,10 @@ from api.deps import ContextDep, SessionDep, TemporalDep
 from api.errors import problem_responses
 from api.idempotency import idempotent
 from api.permissions import PrescriberDep
+from api.queries.listing import own_rows
 from api.services.access import booked_visit, visible_visit
 from api.services.audit import audit_read
 from api.services.temporal_calls import workflow_call
-from models.common import Role
 from models.prescription import PrescriptionDraft
 from models.tables import Visit
 from models.visit import (
@@ -92,12 +92,13 @@ async def list_visits(
     offset: int = Query(default=0, ge=0, le=1_000_000),
 ) -> list[VisitSummary]:
     """Patients see their own visits, doctors the visits assigned to them (待接诊/接诊中/已完成), admins all."""
-    query = select(Visit).order_by(col(Visit.starts_at).desc()).limit(limit).offset(offset)
-    if actor.role is Role.PATIENT:
-        query = query.where(col(Visit.patient_id) == actor.ref)
-    elif actor.role is Role.DOCTOR:
-        query = query.where(col(Visit.doctor_id) == actor.ref)
-    elif actor.role is not Role.ADMIN:
+    query = own_rows(
+        select(Visit).order_by(col(Visit.starts_at).desc()).limit(limit).offset(offset),
+        actor,
+        col(Visit.patient_id),
+        col(Visit.doctor_id),
+    )
+    if query is None:
         return []
     if stage is not None:
         query = query.where(col(Visit.stage) == stage.value)

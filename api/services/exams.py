@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from api.auth import Actor
 from api.errors import Problem
+from api.queries.listing import own_rows
 from api.schemas.exams import ExamDayOut, ExamItemOut, ExamOrderSummary
 from api.services.access import treats
 from core.settings import Settings
@@ -134,12 +135,13 @@ async def list_orders(
     session: AsyncSession, actor: Actor, stage: ExamOrderStage | None, limit: int, offset: int
 ) -> list[ExamOrderSummary]:
     """Patients see their own orders, doctors the ones they ordered, administrators all; newest first."""
-    query = select(ExamOrder).order_by(col(ExamOrder.created_at).desc(), col(ExamOrder.id)).limit(limit).offset(offset)
-    if actor.role is Role.PATIENT:
-        query = query.where(col(ExamOrder.patient_id) == actor.ref)
-    elif actor.role is Role.DOCTOR:
-        query = query.where(col(ExamOrder.doctor_id) == actor.ref)
-    elif actor.role is not Role.ADMIN:
+    query = own_rows(
+        select(ExamOrder).order_by(col(ExamOrder.created_at).desc(), col(ExamOrder.id)).limit(limit).offset(offset),
+        actor,
+        col(ExamOrder.patient_id),
+        col(ExamOrder.doctor_id),
+    )
+    if query is None:
         return []
     if stage is not None:
         query = query.where(col(ExamOrder.stage) == stage.value)
