@@ -94,13 +94,21 @@ _ATTEMPT_CTES = """
            AND (s.status = 'open' OR (s.status = 'held' AND s.held_until < now()))
         RETURNING s.id
     ), free AS (
-        SELECT f.id, f.starts_at
-          FROM slots f JOIN gate g ON f.doctor_id = g.doctor_id AND f.id <> g.id
-         WHERE f.starts_at > now()
-           AND (f.status = 'open' OR (f.status = 'held' AND f.held_until < now()))
-           AND (f.reserved_for IS NULL OR f.reserved_for = g.patient)
-           AND NOT EXISTS (SELECT 1 FROM schedules sc WHERE sc.id = f.schedule_id AND sc.status = 'cancelled')
-         ORDER BY f.starts_at
+        SELECT u.id, u.starts_at FROM gate g CROSS JOIN LATERAL (
+            (SELECT f.id, f.starts_at FROM slots f
+              WHERE f.doctor_id = g.doctor_id AND f.status = 'open' AND f.starts_at > now() AND f.id <> g.id
+                AND (f.reserved_for IS NULL OR f.reserved_for = g.patient)
+                AND (SELECT sc.status FROM schedules sc WHERE sc.id = f.schedule_id) IS DISTINCT FROM 'cancelled'
+              ORDER BY f.starts_at LIMIT {free_limit})
+            UNION ALL
+            (SELECT f.id, f.starts_at FROM slots f
+              WHERE f.doctor_id = g.doctor_id AND f.status = 'held' AND f.held_until < now()
+                AND f.starts_at > now() AND f.id <> g.id
+                AND (f.reserved_for IS NULL OR f.reserved_for = g.patient)
+                AND (SELECT sc.status FROM schedules sc WHERE sc.id = f.schedule_id) IS DISTINCT FROM 'cancelled'
+              ORDER BY f.starts_at LIMIT {free_limit})
+        ) u
+         ORDER BY u.starts_at
          LIMIT {free_limit}
     )"""
 _ATTEMPT_RESULT = """

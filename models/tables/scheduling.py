@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from models.tables._types import Timestamp
@@ -43,7 +43,12 @@ class Schedule(SQLModel, table=True):
 
 class Slot(SQLModel, table=True):
     __tablename__ = "slots"
-    __table_args__ = (CheckConstraint("status IN ('open', 'held', 'booked', 'closed')", name="slot_status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'held', 'booked', 'closed')", name="slot_status"),
+        # A refused booking's next free slots of the doctor: open ones in start order, and held ones whose hold lapsed.
+        Index("ix_slots_doctor_open", "doctor_id", "starts_at", postgresql_where=text("status = 'open'")),
+        Index("ix_slots_doctor_held", "doctor_id", "held_until", postgresql_where=text("status = 'held'")),
+    )
 
     id: str = Field(primary_key=True, max_length=60)
     schedule_id: str | None = Field(default=None, foreign_key="schedules.id", index=True)

@@ -81,6 +81,8 @@ async def test_a_taken_slot_answers_slot_taken_with_the_doctors_next_free_slots(
     await clinic.slot(hours=-1)  # in the past
     other_patient = await clinic.patient()
     await clinic.slot(hours=55)
+    lapsed = await clinic.slot(hours=58, status="held", held_until=datetime.now(UTC) - timedelta(minutes=1))
+    await clinic.slot(hours=51, status="held", held_until=datetime.now(UTC) + timedelta(minutes=10))
     reserved = await clinic.slot(hours=56)
     async with clinic.sessions() as session, session.begin():
         await session.execute(
@@ -88,10 +90,11 @@ async def test_a_taken_slot_answers_slot_taken_with_the_doctors_next_free_slots(
         )
     body = assert_problem(await book(api, await clinic.patient(), taken), 409, "SLOT_TAKEN")
     free = [item["slot_id"] for item in body["next_free"]]
-    # Soonest first; neither the slot asked for, nor a closed, past or reserved-for-another slot.
-    assert free[0] == sooner and later in free
+    # Soonest first, a slot whose hold lapsed among them; neither the slot asked for, nor a held, closed, past or
+    # reserved-for-another slot.
+    assert free[0] == sooner and later in free and lapsed in free
     assert taken not in free and reserved not in free
-    assert len(free) == 3
+    assert len(free) == 4
     assert body["detail"] == "该号源已被其他患者预约，请选择其他号源"
 
 
