@@ -8,29 +8,36 @@ and created again on every run and left behind afterwards for inspection.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
 import time
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from temporalio.testing import WorkflowEnvironment
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from core.binaries import find_executable
 from core.db import make_engine, make_sessionmaker
 from core.migrate import upgrade
 from core.postgres import ensure_database, server_url, with_database
+from core.priority import lower_priority
 from core.settings import Settings
 from core.temporal import data_converter
+from workers.devstack import DEFAULT_CONFIG, choose_port, load_config, url_host
 from workers.seed import seed_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "qihuang_bench"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+TEMPORAL_STARTUP_S = 60.0
 
 log = logging.getLogger("bench")
 
@@ -91,16 +98,52 @@ async def prepare_database(
     return engine, sessions
 
 
-async def start_temporal() -> WorkflowEnvironment:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_executable("temporal"),
-        data_converter=data_converter(Settings()),
-        dev_server_log_level="error",
-        # The default 5 s is tight on a busy 2-core machine.
-        dev_server_startup_timeout=timedelta(seconds=60),
+@asynccontextmanager
+async def temporal_server(nice: int = 0) -> AsyncIterator[Client]:
+    """A Temporal dev server (in memory, no UI) set up as `make dev` sets up its own, and a client of it.
+
+    It runs in a session of its own, so that `nice` (see `core.priority`) ranks it below the processes under test as
+    the dev stack does; stopped on exit."""
+    config = load_config(DEFAULT_CONFIG).temporal
+    port = choose_port(config.ip, config.port + 1000)  # beside a running `make dev`, which has `config.port`
+    args = ["server", "start-dev", "--headless", "--ip", config.ip, "--port", str(port)]
+    args += ["--namespace", config.namespace, "--log-level", "error"]
+    for name, kind in config.search_attributes.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    for key, value in config.dynamic_config.items():
+        args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
+    server = await asyncio.create_subprocess_exec(
+        find_executable("temporal"),
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
     )
-    log.info("Temporal dev server started")
-    return env
+    try:
+        lower_priority(nice, server.pid)
+        address = f"{url_host(config.ip)}:{port}"
+        deadline = time.monotonic() + TEMPORAL_STARTUP_S  # tight on a busy 2-core machine
+        while True:
+            try:
+                client = await Client.connect(
+                    address, namespace=config.namespace, data_converter=data_converter(Settings())
+                )
+                await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=config.namespace))
+                break
+            except (RuntimeError, RPCError):
+                if server.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the Temporal dev server did not answer at {address}") from None
+                await asyncio.sleep(0.3)
+        log.info("Temporal dev server started at %s", address)
+        yield client
+    finally:
+        if server.returncode is None:
+            server.terminate()
+            try:
+                await asyncio.wait_for(server.wait(), 15)
+            except TimeoutError:
+                server.kill()
+                await server.wait()
 
 
 def _proc_cpu_s(pid: int) -> float:

@@ -59,7 +59,7 @@ from activities.adapters.payment.sandbox import SandboxPayment
 from activities.adapters.registry import Adapters, load_adapters
 from api.errors import Problem
 from api.services.bookings import hold_slot, start_visit
-from bench._stack import CpuMeter, bench_database, configure_logging, log, prepare_database, start_temporal
+from bench._stack import CpuMeter, bench_database, configure_logging, log, prepare_database, temporal_server
 from bench.bare import BareWorkflow, noop
 from core.crypto.sm import FieldCipher
 from core.db import make_pool
@@ -721,8 +721,7 @@ async def bench(journeys: int, concurrency: int, warmup: int) -> dict[str, Any]:
         castings = await cast_patients(sessions, cipher, adapters.his, names, tag)
         log.info("%d patients with HIS diagnoses in %.2f s", len(castings), time.perf_counter() - prepared)
 
-        async with await start_temporal() as env:
-            client = env.client
+        async with temporal_server() as client:
             context = Bench(client, settings, sessions, pg, cipher, adapters.payment, adapters.courier)
             workers = build_workers(client, queue, build_activities(sessions, settings, adapters))
             async with running(workers):

@@ -39,6 +39,7 @@ from core.binaries import find_executable
 from core.db import make_engine, make_sessionmaker
 from core.migrate import upgrade
 from core.postgres import embedded_url, ensure_database
+from core.priority import lower_priority
 from core.settings import Settings
 from workers.seed import DEMO_PASSWORD, seed_demo
 
@@ -81,6 +82,8 @@ class TemporalConfig(BaseModel):
     namespace: str = "default"
     db_filename: Path = Path(".qihuang/temporal.db")
     log_level: Literal["debug", "info", "warn", "error", "never"] = "warn"
+    # Added to the dev server's nice value (and its session's, see `core.priority`) once it is started.
+    nice: int = Field(default=0, ge=0, le=19)
     search_attributes: dict[str, SearchAttributeType] = Field(default_factory=dict)
     dynamic_config: dict[str, Any] = Field(default_factory=dict)
 
@@ -466,7 +469,8 @@ class Stack:
         )
         (ROOT / temporal_config.db_filename).parent.mkdir(parents=True, exist_ok=True)
         # Temporal boots while the database is migrated and seeded.
-        await self._start("temporal", [find_executable("temporal"), *args], os.environ)
+        temporal = await self._start("temporal", [find_executable("temporal"), *args], os.environ)
+        lower_priority(temporal_config.nice, temporal.process.pid)
 
         self.embedded_postgres = uses_embedded_postgres(self.settings)
         url = await database_url(self.settings)

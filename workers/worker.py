@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import compileall
-import os
+import gc
 import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -52,6 +52,7 @@ from core.db import make_engine, make_sessionmaker
 from core.ledger.keys import load_signing_key
 from core.ledger.service import EvidenceLedger
 from core.logging import configure_logging
+from core.priority import lower_priority
 from core.reconciliation import ReconciliationPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect
@@ -295,13 +296,15 @@ def build_workers(client: Client, task_queue: str, activities: ActivitySets, max
 async def serve(settings: Settings) -> None:
     settings.check()
     if settings.worker_nice:
-        os.nice(settings.worker_nice)
+        lower_priority(settings.worker_nice)
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     client = await connect(settings)
     await apply_schedules(client, settings)
     activities = build_activities(sessions, settings, load_adapters(sessions, settings))
     workers = build_workers(client, settings.task_queue, activities, settings.max_concurrent_activities)
+    # What is alive now lives as long as the process: kept out of the collector's full passes (see api.main).
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
