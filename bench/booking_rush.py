@@ -468,7 +468,13 @@ async def run_generators(jobs: Sequence[dict[str, Any]], database: str) -> Outco
         outputs = [str(Path(folder) / f"generator-{n}.json") for n in range(len(jobs))]
         children = [
             await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--generator", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                sys.executable,
+                __file__,
+                "--generator",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                # Sessions of their own: the patients' phones are not ranked with whatever runs this script.
+                start_new_session=True,
             )
             for _ in jobs
         ]
@@ -548,8 +554,8 @@ async def attached(api: str, database_url: str) -> AsyncIterator[Target]:
 async def own_stack(api_workers: int, api_log_level: str) -> AsyncIterator[Target]:
     """A fresh `qihuang_bench_rush` database with the demo hospital, a Temporal dev server, the worker process and the
     API served by uvicorn (`api_workers` processes) on a free loopback port: the processes `make dev` runs, with the
-    worker at the priority the dev stack gives it (temporal-dev.yml)."""
-    from bench._stack import postgres_server, prepare_database, start_temporal
+    worker and the Temporal server at the priorities the dev stack gives them (temporal-dev.yml)."""
+    from bench._stack import postgres_server, prepare_database, temporal_server
     from core.postgres import ensure_database
     from workers.devstack import DEFAULT_CONFIG, choose_port, load_config
 
@@ -559,20 +565,21 @@ async def own_stack(api_workers: int, api_log_level: str) -> AsyncIterator[Targe
     engine, sessions = await prepare_database(settings, pool_size=20)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
-        env = await stack.enter_async_context(await start_temporal())
+        config = load_config(DEFAULT_CONFIG)
+        client = await stack.enter_async_context(temporal_server(config.temporal.nice))
         port = choose_port("127.0.0.1", 8100)
         api = f"http://127.0.0.1:{port}"
         server_env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-            "TEMPORAL_NAMESPACE": env.client.namespace,
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": client.namespace,
             "QIHUANG_TASK_QUEUE": queue,
             "QIHUANG_LOG_LEVEL": api_log_level,
         }
-        nice = load_config(DEFAULT_CONFIG).env.get("QIHUANG_WORKER_NICE")
-        if nice is not None:
-            server_env["QIHUANG_WORKER_NICE"] = str(nice)
+        for name in ("QIHUANG_WORKER_NICE", "QIHUANG_BOOKING_START_WAIT_MS"):
+            if name in config.env:
+                server_env[name] = str(config.env[name])
         with API_LOG.open("wb") as api_log, WORKER_LOG.open("wb") as worker_log:
             worker = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -610,7 +617,7 @@ async def own_stack(api_workers: int, api_log_level: str) -> AsyncIterator[Targe
             )
         stack.push_async_callback(_stop, server)
         await _wait_polled(
-            env.client,
+            client,
             (
                 (queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
                 (f"{queue}-integrations", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
@@ -723,9 +730,10 @@ def _describe(label: str, outcome: Outcome) -> None:
     statuses = Counter(f"{a.status} {a.code or ''}".strip() for a in outcome.results)
     cores = {group: round(cpu_s / outcome.wall_s, 2) for group, cpu_s in sorted(outcome.cpu_s.items())}
     rest = (outcome.machine_busy_s - sum(outcome.cpu_s.values())) / outcome.wall_s
+    p99 = {status: _p99_ms(_latencies(outcome.results, status)) for status in (201, 409)}
     _log(
         f"{label}: {len(outcome.results)} attempts in {outcome.wall_s:.2f} s; answers {dict(statuses)}; "
-        f"cores used: {cores}, anything else on the machine {rest:.2f}, of {os.cpu_count()}"
+        f"p99 ms by status {p99}; cores used: {cores}, anything else on the machine {rest:.2f}, of {os.cpu_count()}"
     )
 
 

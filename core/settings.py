@@ -97,6 +97,10 @@ class Settings(BaseSettings):
 
     # Business windows, in seconds. Hospitals configure these; dev shortens them so the demo can show them.
     registration_pay_window_s: int = 15 * 60
+    # How long a booking's answer waits for its Visit flow to start. Usually the start takes milliseconds and the
+    # answer follows it; when the Temporal server is slow (a release-time rush on a shared host) the answer goes out
+    # once PostgreSQL has decided and the start completes in the background (`api.services.bookings.start_visit`).
+    booking_start_wait_ms: int = Field(default=1000, ge=0)
     prescription_pay_window_s: int = 24 * 3600
     doctor_accept_window_s: int = 30 * 60
     review_sla_s: int = 30 * 60

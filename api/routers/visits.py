@@ -13,12 +13,13 @@ from sqlmodel import col
 
 from api.auth import ActorDep, DoctorDep, PatientDep
 from api.deps import ContextDep, SessionDep, TemporalDep
-from api.errors import problem_responses
+from api.errors import Problem, problem_responses
 from api.idempotency import idempotent
 from api.permissions import PrescriberDep
 from api.queries.listing import own_rows
 from api.services.access import booked_visit, visible_visit
 from api.services.audit import audit_read
+from api.services.bookings import start_from_hold
 from api.services.temporal_calls import workflow_call
 from models.prescription import PrescriptionDraft
 from models.tables import Visit
@@ -142,7 +143,13 @@ async def visit_payment(visit_id: str, actor: PatientDep, ctx: ContextDep) -> Vi
     well under a second after booking). A visit no longer awaiting payment answers with its state as it is."""
     await booked_visit(ctx, actor, visit_id)
     handle = ctx.temporal.get_workflow_handle(visit_workflow_id(visit_id))
-    state = await workflow_call(handle.query(VisitWorkflow.state))
+    try:
+        state = await workflow_call(handle.query(VisitWorkflow.state))
+    except Problem as problem:
+        # The booking was answered before its flow started, and the start never completed: make it now.
+        if problem.status != 404 or not await start_from_hold(ctx, visit_id):
+            raise
+        state = await workflow_call(handle.query(VisitWorkflow.state))
     if state.stage is not VisitStage.AWAITING_PAYMENT or state.pay_url is not None:
         return state
     return await workflow_call(handle.execute_update(VisitWorkflow.book, BookingRequest(patient_id=actor.ref or "")))

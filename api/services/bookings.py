@@ -14,12 +14,15 @@ A hold carries its own expiry, so a request or worker that dies after the hold n
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import structlog
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,6 +45,8 @@ from models.common import Role
 from models.tables import Slot
 from models.visit import VisitInput, VisitState
 from workflows.visit import VisitWorkflow, booked_state, registration_bill_id, visit_workflow_id
+
+log = structlog.get_logger()
 
 # The hold outlives the payment window a little, so the Visit flow always releases or confirms it first.
 HOLD_GRACE = timedelta(minutes=2)
@@ -385,21 +390,65 @@ def visit_input(settings: Settings, held: Held, patient_id: str) -> VisitInput:
 
 
 async def start_visit(client: Client, settings: Settings, held: Held, patient_id: str) -> VisitState:
-    """Start the Visit flow for a hold and answer at once: the hold already decided the booking.
+    """Start the Visit flow for a hold and answer as soon as it started, or after `booking_start_wait_ms` at most:
+    the hold already decided the booking.
 
-    The flow opens the registration bill right after; `GET /visits/{id}/payment` waits for its payment link. Waiting
-    for it here would make every winner of a release-time rush wait for the workers, which are busiest just then.
-    A retried start finds the running flow (the id comes from the hold), so nothing is started twice; if the start
-    never happens, the hold lapses on its own.
+    The flow opens the registration bill right after; `GET /visits/{id}/payment` waits for its payment link. A start
+    that outlasts the wait (the Temporal server is busiest at a release-time rush) completes in the background; one
+    that never completes (the process stopped) is made from the hold when the patient asks for the payment link
+    (`start_from_hold`). A start that fails within the wait fails the request, which the app may retry. A repeated
+    start finds the running flow (the id comes from the hold), so nothing is started twice; if no start ever
+    happens, the hold lapses on its own.
     """
     visit = visit_input(settings, held, patient_id)
+    start = asyncio.ensure_future(_start(client, settings, visit))
+    _STARTING.add(start)
+    start.add_done_callback(_started)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(start), settings.booking_start_wait_ms / 1000)
+    return booked_state(visit)
+
+
+# Starts still under way after their answer went out, kept referenced until done.
+_STARTING: set[asyncio.Future[None]] = set()
+
+
+async def _start(client: Client, settings: Settings, visit: VisitInput) -> None:
     await workflow_call(
         client.start_workflow(
             VisitWorkflow.run,
             visit,
-            id=visit_workflow_id(held.visit_id),
+            id=visit_workflow_id(visit.visit_id),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             task_queue=settings.task_queue,
         )
     )
-    return booked_state(visit)
+
+
+def _started(start: asyncio.Future[None]) -> None:
+    _STARTING.discard(start)
+    if not start.cancelled() and start.exception() is not None:
+        log.error("visit_start_failed", error=repr(start.exception()))
+
+
+async def finish_starts(timeout_s: float) -> None:
+    """Wait (at most `timeout_s`) for the starts still under way, so stopping the API loses none of them."""
+    if _STARTING:
+        await asyncio.wait(list(_STARTING), timeout=timeout_s)
+
+
+# A live hold whose Visit flow may not exist yet: everything its start needs.
+_HOLD = """
+    SELECT id, doctor_id, starts_at, ends_at, fee_fen, disease_code, status, patient_id
+      FROM slots WHERE visit_id = $1 AND status = 'held' AND held_until > now()
+"""
+
+
+async def start_from_hold(ctx: AppContext, visit_id: str) -> bool:
+    """Start the Visit flow of a live hold whose start never completed; False when there is no such hold."""
+    hold = await ctx.pg.fetchrow(_HOLD, visit_id)
+    if hold is None:
+        return False
+    held = Held(slot=_slot(hold, "held"), visit_id=visit_id)
+    await _start(ctx.temporal, ctx.settings, visit_input(ctx.settings, held, hold["patient_id"]))
+    return True

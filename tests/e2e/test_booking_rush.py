@@ -71,6 +71,16 @@ async def rush(stack, slots: list[str], crowd: list[RushPatient], *, keyed: bool
     return await asyncio.gather(*(press(p, slots[n % len(slots)]) for n, p in enumerate(crowd)))
 
 
+async def left_hold(stack, slot_id: str, visit_id: str, patient_id: str, lasting: timedelta) -> None:
+    """A hold as a request leaves it when it stops right after PostgreSQL decided (no flow started)."""
+    async with stack.sessions() as session, session.begin():
+        await session.execute(
+            update(Slot)
+            .where(col(Slot.id) == slot_id)
+            .values(status="held", visit_id=visit_id, patient_id=patient_id, held_until=datetime.now(UTC) + lasting)
+        )
+
+
 async def test_500_patients_on_20_slots_make_exactly_20_bookings(make_stack, clinic) -> None:
     stack = await make_stack()
     slots = await session_slots(stack, clinic, 20)
@@ -175,17 +185,7 @@ async def test_a_hold_left_by_a_crashed_request_expires(make_stack, clinic) -> N
     stack = await make_stack()
     (slot_id,) = await session_slots(stack, clinic, 1, days_ahead=23)
     (patient,) = await patients(stack, clinic[1], 1)
-    async with stack.sessions() as session, session.begin():
-        await session.execute(
-            update(Slot)
-            .where(col(Slot.id) == slot_id)
-            .values(
-                status="held",
-                visit_id=f"{slot_id}-crashed",
-                patient_id="p-gone",
-                held_until=datetime.now(UTC) - timedelta(seconds=1),
-            )
-        )
+    await left_hold(stack, slot_id, f"{slot_id}-crashed", "p-gone", timedelta(seconds=-1))
     booked = await stack.http.post("/api/v1/bookings", json={"slot_id": slot_id}, headers=bearer(patient))
     assert booked.status_code == 201, booked.text
 
@@ -233,3 +233,28 @@ async def test_the_winner_is_answered_at_once_and_gets_the_payment_link_when_the
     # Nobody else learns that the visit exists.
     hidden = await stack.http.get(f"/api/v1/visits/{visit['visit_id']}/payment", headers=bearer(other))
     assert (hidden.status_code, hidden.json()["code"]) == (404, "NOT_FOUND")
+
+
+async def test_an_answer_sent_before_its_flow_started_still_leads_to_payment(make_stack, clinic) -> None:
+    """With no wait for the start (as at a rush, when the Temporal server lags), the winner is answered once
+    PostgreSQL decided; the payment link comes all the same. A hold whose start never happened (the API stopped
+    right after answering) gets its flow when the patient asks for the payment link."""
+    stack = await make_stack(booking_start_wait_ms=0)
+    answered_slot, lost_slot = await session_slots(stack, clinic, 2, days_ahead=26)
+    (patient,) = await patients(stack, clinic[1], 1)
+    booked = await stack.http.post("/api/v1/bookings", json={"slot_id": answered_slot}, headers=bearer(patient))
+    assert booked.status_code == 201, booked.text
+    paying = await stack.http.get(f"/api/v1/visits/{booked.json()['visit_id']}/payment", headers=bearer(patient))
+    assert paying.status_code == 200, paying.text
+    assert paying.json()["pay_url"]
+
+    lost_visit = f"{lost_slot}-lost"
+    await left_hold(stack, lost_slot, lost_visit, patient.patient_id, timedelta(minutes=5))
+    recovered = await stack.http.get(f"/api/v1/visits/{lost_visit}/payment", headers=bearer(patient))
+    assert recovered.status_code == 200, recovered.text
+    assert (recovered.json()["slot_id"], recovered.json()["stage"]) == (lost_slot, "awaiting_payment")
+    assert recovered.json()["pay_url"]
+    # Someone else's visit id gets no flow started on their behalf.
+    (stranger,) = await patients(stack, clinic[1], 1)
+    refused = await stack.http.get(f"/api/v1/visits/{lost_visit}/payment", headers=bearer(stranger))
+    assert refused.status_code == 404
