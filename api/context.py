@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from activities.adapters.registry import Adapters
+from api.refusal_writer import RefusalWriter
 from core.crypto.sm import FieldCipher
 from core.settings import Settings
 
@@ -30,3 +31,8 @@ class AppContext:
     adapters: Adapters
     # Set by whoever wires the verification workflow; None means submissions are only stored.
     on_identity_submitted: IdentityHook | None = None
+    # Refused bookings' answers, stored in batches on `pg`.
+    refusals: RefusalWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refusals = RefusalWriter(self.pg)

@@ -72,11 +72,6 @@ CLAIM_CONFLICT = f"""
     RETURNING key"""
 _CLAIM = f"{CLAIM_INSERT} VALUES ($1, $2, $3, 0, '{{}}'::jsonb, now()) {CLAIM_CONFLICT}"
 _STORE = "UPDATE idempotency_records SET status_code = $3, body = $4::jsonb WHERE user_id = $1 AND key = $2"
-# The same, committed without waiting for the WAL to reach the disk (see `answer_claim`).
-_STORE_QUICK = (
-    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
-    "UPDATE idempotency_records SET status_code = $3, body = $4::jsonb FROM quick WHERE user_id = $1 AND key = $2"
-)
 _RELEASE = "DELETE FROM idempotency_records WHERE user_id = $1 AND key = $2 AND status_code = 0"
 _READ = "SELECT request_hash, status_code, body FROM idempotency_records WHERE user_id = $1 AND key = $2"
 
@@ -157,8 +152,9 @@ async def answer_claim(
     Without a key, `compute()` answers and its problems go to the error handlers as they are.
 
     `refusals_may_repeat`: the caller vouches that deciding a 4xx answer again is harmless (it took nothing). Such an
-    answer is stored without waiting for the disk: if a crash loses it, the request is decided again on its retry. At a
-    booking rush nearly every answer is a refusal, and a flush for each is work the rush cannot spare."""
+    answer goes out at once and is stored right after, with the other refusals of the moment, without waiting for the
+    disk (`api.refusal_writer`): if a crash loses it, the request is decided again on its retry. At a booking rush nearly
+    every answer is a refusal, and a round trip and a flush for each are work the rush cannot spare."""
     if key is None or hashed is None:
         status, body = await compute()
         return _response(status, jsonable_encoder(body))
@@ -168,9 +164,11 @@ async def answer_claim(
     stored = False
     try:
         status, body = await _run(request, compute)
-        if status < 500:
-            quick = refusals_may_repeat and status >= 400
-            await pg.execute(_STORE_QUICK if quick else _STORE, user_id, key, status, json.dumps(body))
+        if refusals_may_repeat and 400 <= status < 500:
+            request.app.state.ctx.refusals.add(user_id, key, status, json.dumps(body))
+            stored = True
+        elif status < 500:
+            await pg.execute(_STORE, user_id, key, status, json.dumps(body))
             stored = True
     finally:
         if not stored:

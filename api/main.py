@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
                 gc.freeze()
             yield
             await bookings_service.finish_starts(timeout_s=10)
+            await app.state.ctx.refusals.flush()
         finally:
             await pg.close()
             await engine.dispose()

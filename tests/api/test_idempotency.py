@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Annotated, Any
 
@@ -154,3 +155,23 @@ async def test_a_repeat_that_waits_too_long_is_told_to_retry(api, probe, headers
     refused = first if first.status_code == 409 else repeat
     assert refused.json()["code"] == "IDEMPOTENCY_IN_PROGRESS"
     assert probe.calls == 1
+
+
+async def test_refusals_stored_after_their_answers_all_reach_their_claims(api, app, sessions) -> None:
+    ctx = app.state.ctx
+    user_id, _ = await make_user(sessions, Role.PATIENT)
+    keys = [str(uuid.uuid4()) for _ in range(5)]
+    for key in keys:
+        await ctx.pg.execute(
+            "INSERT INTO idempotency_records (user_id, key, request_hash, status_code, body, created_at)"
+            " VALUES ($1, $2, 'h', 0, '{}'::jsonb, now())",
+            user_id,
+            key,
+        )
+    for n, key in enumerate(keys):
+        ctx.refusals.add(user_id, key, 409, json.dumps({"code": "SLOT_TAKEN", "n": n}))
+    await ctx.refusals.flush()
+    rows = await ctx.pg.fetch("SELECT key, status_code, body FROM idempotency_records WHERE user_id = $1", user_id)
+    assert {row["key"]: (row["status_code"], json.loads(row["body"])["n"]) for row in rows} == {
+        key: (409, n) for n, key in enumerate(keys)
+    }
