@@ -289,6 +289,8 @@ DoctorDep = Annotated[Actor, Depends(require_roles(Role.DOCTOR))]
 PharmacistDep = Annotated[Actor, Depends(require_roles(Role.PHARMACIST))]
 AdminDep = Annotated[Actor, Depends(require_roles(Role.ADMIN))]
 FinanceDep = Annotated[Actor, Depends(require_roles(Role.FINANCE))]
+# Doctors and administrators: the staff who run schedules and book for patients who cannot.
+StaffDep = Annotated[Actor, Depends(require_roles(Role.DOCTOR, Role.ADMIN))]
 
 
 async def issue_token(

@@ -7,11 +7,13 @@ in `api.routers.visits`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import bearer_of
+from api.auth import StaffDep, bearer_of
 from api.errors import problem_responses
 from api.idempotency import IDEMPOTENCY_HEADER
 from api.schemas.money import InsuranceIn
@@ -64,3 +66,33 @@ async def book(body: BookingIn, request: Request) -> JSONResponse:
     token = bearer_of(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     return await bookings.book(request, request.app.state.ctx, token, key, body.slot_id, body.insurance)
+
+
+class AssistedBookingIn(BaseModel):
+    slot_id: str = Field(min_length=1, max_length=40, examples=["doc-1-20261126-0900"])
+
+
+@router.post(
+    "/patients/{patient_id}/bookings",
+    status_code=201,
+    response_model=VisitState,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    summary="医生代患者预约",
+)
+async def book_for_patient(
+    body: AssistedBookingIn,
+    request: Request,
+    actor: StaffDep,
+    patient_id: Annotated[str, Path(max_length=40)],
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
+) -> JSONResponse:
+    """8.1.3.4: a doctor books one of their own slots for a patient who cannot use the app (an elderly patient, say);
+    an administrator may book any slot. Doctors and administrators only.
+
+    The patient must meet the same conditions as when booking themselves (403 `IDENTITY_NOT_VERIFIED`,
+    `CONSENT_REQUIRED`, `NOT_ELIGIBLE_FOR_REVISIT`, 409 `BOOKING_BLOCKED`…), and the slot is decided the same way
+    (409 `SLOT_TAKEN` with `next_free`). The answer is the visit with its `bill_id`; the patient is sent the payment
+    link. 403 `FORBIDDEN` for another doctor's slot; 404 for an unknown patient or slot.
+    """
+    ctx = request.app.state.ctx
+    return await bookings.book_for(request, ctx, actor, idempotency_key, patient_id, body.slot_id)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from api.auth import Actor, AdminDep, require_roles
+from api.auth import Actor, AdminDep, StaffDep
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import Problem, problem_responses
 from api.idempotency import idempotent
@@ -29,8 +29,6 @@ from models.schedule_change import ChangeKind, ChangeStatus, ScheduleChangeState
 from models.tables import Schedule, ScheduleChange
 
 router = APIRouter(tags=["schedule-changes"])
-
-StaffDep = Annotated[Actor, Depends(require_roles(Role.ADMIN, Role.DOCTOR))]
 
 
 class ScheduleChangeIn(BaseModel):

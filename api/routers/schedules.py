@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, File, Header, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Header, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from api.auth import Actor, AdminDep, require_roles
+from api.auth import AdminDep, StaffDep
 from api.deps import SessionDep, SettingsDep
 from api.errors import Problem, problem_responses
 from api.idempotency import idempotent
@@ -33,11 +33,9 @@ from api.services.audit import audit
 from api.services.schedule_import import read_rows
 from api.services.schedule_rules import Draft
 from api.services.sheet_import import import_responses, rejected_import
-from models.common import Role
 
 router = APIRouter(tags=["schedules"])
 
-StaffDep = Annotated[Actor, Depends(require_roles(Role.DOCTOR, Role.ADMIN))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="幂等键，建议使用 UUID")]
 ScheduleId = Annotated[str, Path(max_length=60)]
 

@@ -29,13 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.auth import LIVE_CALLER, actor_of, check_role, full_scope, idle_limits, signed_in
+from api.auth import LIVE_CALLER, Actor, actor_of, check_role, full_scope, idle_limits, signed_in
 from api.consent_documents import CONSENT_DOCUMENTS
 from api.consents import consent_required
 from api.context import AppContext
 from api.errors import Problem
-from api.idempotency import CLAIM_CONFLICT, CLAIM_INSERT, answer_claim, check_key, request_hash
+from api.idempotency import CLAIM_CONFLICT, CLAIM_INSERT, answer_claim, check_key, idempotent, request_hash
 from api.schemas.money import InsuranceIn
+from api.services.audit import audit
 from api.services.booking_blocks import blocked_problem, enforce_no_show_rule
 from api.services.refunds import present_insurance
 from api.services.temporal_calls import workflow_call
@@ -311,6 +312,42 @@ async def book(
     return await answer_claim(
         request, actor.user_id, key, hashed, bool(row and row["claimed"]), compute, refusals_may_repeat=True
     )
+
+
+# Whose slot it is and whether the patient exists, read before an assisted booking attempts anything.
+_ASSISTED = """
+    SELECT (SELECT doctor_id FROM slots WHERE id = $1) AS doctor_id,
+           EXISTS (SELECT 1 FROM patients WHERE id = $2) AS patient_known
+"""
+
+
+async def book_for(
+    request: Request, ctx: AppContext, actor: Actor, key: str | None, patient_id: str, slot_id: str
+) -> JSONResponse:
+    """`POST /patients/{patient_id}/bookings` (8.1.3.4): a doctor books one of their own slots for a patient who
+    cannot use the app (often an elderly one), an administrator any slot. The patient's standing is checked exactly as
+    when they book themselves (real name, agreements, revisit check, booking block), PostgreSQL decides the slot the
+    same way, and the patient gets the payment link. Who booked for whom is in the audit trail."""
+    settings = ctx.settings
+    found = await ctx.pg.fetchrow(_ASSISTED, slot_id, patient_id)
+    if not found["patient_known"]:
+        raise Problem(404, "NOT_FOUND", "患者不存在", f"患者 {patient_id} 不存在")
+    if found["doctor_id"] is None:
+        raise Problem(404, "NOT_FOUND", "号源不存在", f"号源 {slot_id} 不存在")
+    if actor.role is Role.DOCTOR and found["doctor_id"] != actor.ref:
+        raise Problem(403, "FORBIDDEN", "无权代为预约", "医生只能为患者预约本人出诊的号源")
+
+    async def compute() -> tuple[int, dict[str, Any]]:
+        held = await hold_slot(ctx.pg, ctx.sessions, settings, patient_id, slot_id)
+        await ctx.pg.execute(_DURABLE)
+        async with ctx.sessions() as session:
+            detail = {"patient_id": patient_id, "slot_id": slot_id}
+            audit(session, actor, "booking.assisted", "visit", held.visit_id, detail=detail, request=request)
+            await session.commit()
+        state = await start_visit(ctx.temporal, settings, held, patient_id)
+        return 201, state.model_dump(mode="json")
+
+    return await idempotent(request, actor, key, compute)
 
 
 def _next_free(gate: Any) -> list[dict[str, str]]:

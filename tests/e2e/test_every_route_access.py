@@ -143,6 +143,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/admin/users/{user_id}/unlock": {"reason": "x"},
     "POST /api/v1/admin/booking-blocks/{block_id}/lift": {"reason": "x"},
     "POST /api/v1/schedules/{schedule_id}/extra-slots": {"reason": "x", "patient_id": "{patient_id}"},
+    "POST /api/v1/patients/{patient_id}/bookings": {"slot_id": "x"},
     "POST /api/v1/schedules/{schedule_id}/changes": {"kind": "leave", "reason": "x"},
     "POST /api/v1/reconciliation/runs/{run_id}/items/{item_id}/resolution": {"resolution": "written_off", "note": "x"},
     "POST /api/v1/reconciliation/runs": {"channel": "sandbox", "bill_date": "2026-01-01"},
