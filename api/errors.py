@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -174,8 +175,10 @@ _BAD_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if getattr(exc.orig, "sqlstate", None) not in _BAD_TEXT_SQLSTATES:
+    """Through the ORM (`DBAPIError`, the driver's error in `orig`) or the raw pool (asyncpg's own error)."""
+    assert isinstance(exc, DBAPIError | asyncpg.PostgresError)
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(error, "sqlstate", None) not in _BAD_TEXT_SQLSTATES:
         raise exc
     body = problem_body(
         400, "INVALID_CHARACTERS", "请求包含无效字符", "请删除请求中的控制字符后重试。", instance=request.url.path
@@ -189,6 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_exception)
     app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(asyncpg.PostgresError, _on_database_error)
 
 
 class FieldError(BaseModel):

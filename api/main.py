@@ -171,7 +171,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         lifespan=lifespan,
     )
     # The last added runs first: the request id and access log wrap everything, including a 413. The gateway checks
-    # integration calls before routing, on a body already held to the size limit.
+    # integration calls before routing, on a body already held to the size limit; innermost, booking's lean path.
+    app.add_middleware(bookings.BookingFastPath, path=API_PREFIX + "/bookings")
     app.add_middleware(IntegrationGateway)
     larger = consult.LARGE_BODIES + revisit_uploads.LARGE_BODIES + staff_applications.LARGE_BODIES
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES, larger=larger)

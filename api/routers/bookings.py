@@ -7,11 +7,12 @@ in `api.routers.visits`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import StaffDep, bearer_of
 from api.errors import problem_responses
@@ -24,7 +25,7 @@ router = APIRouter(tags=["visits"])
 
 
 class BookingIn(BaseModel):
-    slot_id: str = Field(min_length=1, max_length=40, examples=["doc-1-20261126-0900"])
+    slot_id: str = Field(min_length=1, max_length=60, examples=["doc-1-20261126-0900-0915"])
     insurance: InsuranceIn | None = Field(default=None, description="使用医保支付挂号费时的医保电子凭证")
 
 
@@ -69,7 +70,7 @@ async def book(body: BookingIn, request: Request) -> JSONResponse:
 
 
 class AssistedBookingIn(BaseModel):
-    slot_id: str = Field(min_length=1, max_length=40, examples=["doc-1-20261126-0900"])
+    slot_id: str = Field(min_length=1, max_length=60, examples=["doc-1-20261126-0900-0915"])
 
 
 @router.post(
@@ -96,3 +97,76 @@ async def book_for_patient(
     """
     ctx = request.app.state.ctx
     return await bookings.book_for(request, ctx, actor, idempotency_key, patient_id, body.slot_id)
+
+
+class BookingFastPath:
+    """`POST /api/v1/bookings` as the app serves it at a rush: a well-formed request goes straight to `book`, past
+    FastAPI's routing, request parsing and exception middleware, which cost about as much CPU as the booking itself
+    (0.2 ms of 0.57 per refused attempt, measured in process). It sits inside the app's own middlewares (request id,
+    access log, metrics, body limit, gateway), so the request is logged, counted and limited as any other. Anything
+    else, and a body `BookingIn` does not accept, goes on to FastAPI, which answers as documented (422, 400 …)."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            body = await _read_body(receive)
+            payload = _booking(request, body)
+            if payload is None:
+                await self.app(scope, _replaying(body, receive), send)
+                return
+            request = Request(scope, _replaying(body, receive))
+            response = await book(payload, request)
+        except Exception as error:
+            # What FastAPI's exception middleware would do: the app's handler for it (Problem, the body limit's 413 …).
+            handler = _handler_for(scope["app"], error)
+            if handler is None:
+                raise
+            response = await handler(request, error)
+        await response(scope, receive, send)
+
+
+def _booking(request: Request, body: bytes) -> BookingIn | None:
+    """The request's `BookingIn`, or None for one FastAPI should answer (not JSON, or not what `BookingIn` takes)."""
+    if request.headers.get("content-type", "").partition(";")[0].strip() != "application/json":
+        return None
+    try:
+        return BookingIn.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+def _handler_for(app: Any, error: Exception) -> Any:
+    for kind in type(error).__mro__:
+        if kind in app.exception_handlers:
+            return app.exception_handlers[kind]
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` for what comes after the body was read: the body once more, then whatever the client sends."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

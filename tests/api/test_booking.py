@@ -164,7 +164,31 @@ async def test_unknown_slot_is_404_and_bad_input_is_422(api, clinic) -> None:
     patient = await clinic.patient()
     assert_problem(await book(api, patient, "no-such-slot"), 404, "NOT_FOUND")
     assert_problem(await book(api, patient, ""), 422, "VALIDATION_FAILED")
-    assert_problem(await book(api, patient, "x" * 41), 422, "VALIDATION_FAILED")
+    assert_problem(await book(api, patient, "x" * 61), 422, "VALIDATION_FAILED")
+    assert_problem(await book(api, patient, "x" * 60), 404, "NOT_FOUND")  # as long as any slot id may be
+    assert_problem(await book(api, patient, "slot\u0000"), 400, "INVALID_CHARACTERS")
+
+
+async def test_a_booking_that_is_not_well_formed_gets_the_apps_usual_answer(api, clinic) -> None:
+    """Well-formed bookings take a lean path past FastAPI's routing (`BookingFastPath`); anything else is answered by
+    FastAPI as every route's is."""
+    patient = await clinic.patient()
+    slot_id = await clinic.taken_slot()
+    path, headers = "/api/v1/bookings", bearer(patient)
+    json_headers = headers | {"Content-Type": "application/json"}
+    assert_problem(await api.post(path, content=b'{"slot_id": ', headers=json_headers), 400, "MALFORMED_JSON")
+    assert_problem(await api.post(path, content=b"[]", headers=json_headers), 422, "VALIDATION_FAILED")
+    assert_problem(await api.post(path, json={"slot": slot_id}, headers=headers), 422, "VALIDATION_FAILED")
+    too_large = {"slot_id": slot_id, "note": "x" * 2_000_000}
+    assert_problem(await api.post(path, json=too_large, headers=headers), 413, "PAYLOAD_TOO_LARGE")
+    # The same booking sent as a form is not a JSON body: FastAPI's answer, not a booking.
+    form = await api.post(path, data={"slot_id": slot_id}, headers=headers)
+    assert form.status_code == 422
+    # JSON with a charset is JSON, and the lean path answers it like FastAPI would.
+    charset = headers | {"Content-Type": "application/json; charset=utf-8"}
+    assert_problem(
+        await api.post(path, content=f'{{"slot_id": "{slot_id}"}}'.encode(), headers=charset), 409, "SLOT_TAKEN"
+    )
 
 
 async def test_a_losers_answer_is_replayed_for_its_idempotency_key(api, clinic) -> None:
