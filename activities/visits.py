@@ -18,7 +18,7 @@ from core.crypto.sm import FieldCipher
 from models import idcard
 from models.common import HOSPITAL_TZ
 from models.guardian import GUARDIAN_REQUIRED_MESSAGE, needs_guardian
-from models.tables import Doctor, NoShow, Patient, Slot, Visit, VisitGuardian
+from models.tables import AuditEvent, Doctor, NoShow, Patient, Slot, Visit, VisitGuardian
 from models.visit import SlotMove, SlotMoveRequest, VisitInput, VisitState
 
 # A slot given back returns to stock, unless its session was cancelled (停诊): then it stays closed.
@@ -133,20 +133,22 @@ class VisitActivities:
             )
 
     @activity.defn
-    async def confirm_slot(self, visit: VisitInput) -> None:
+    async def confirm_slot(self, visit: VisitInput) -> str:
         """Held → booked once paid. The hold belongs to this visit even if its window lapsed meanwhile,
-        unless another booking took the slot, in which case the visit cannot go on."""
+        unless another booking took the slot, in which case the visit cannot go on. Returns the name of the slot's
+        doctor, which the booking notice names."""
         async with self._sessions() as session, session.begin():
-            booked = (
+            doctor_id = (
                 await session.execute(
                     update(Slot)
                     .where(col(Slot.id) == visit.slot_id, col(Slot.visit_id) == visit.visit_id)
                     .values(status="booked", held_until=None)
-                    .returning(col(Slot.id))
+                    .returning(col(Slot.doctor_id))
                 )
             ).scalar()
-        if booked is None:
-            raise business_error("SLOT_LOST", "号源已被他人预约")
+            if doctor_id is None:
+                raise business_error("SLOT_LOST", "号源已被他人预约")
+            return await session.scalar(select(col(Doctor.name)).where(col(Doctor.id) == doctor_id)) or ""
 
     @activity.defn
     async def release_slot(self, visit: VisitInput) -> None:
@@ -184,9 +186,9 @@ class VisitActivities:
 
     @activity.defn
     async def record_no_show(self, visit: VisitInput) -> None:
-        """8.6.8: the row the booking rule counts. Once per visit."""
+        """8.6.8: the row the booking rule counts, and its audit row. Once per visit."""
         async with self._sessions() as session, session.begin():
-            await session.execute(
+            recorded = await session.scalar(
                 insert(NoShow)
                 .values(
                     visit_id=visit.visit_id,
@@ -196,7 +198,17 @@ class VisitActivities:
                     recorded_at=datetime.now(UTC),
                 )
                 .on_conflict_do_nothing(index_elements=["visit_id"])
+                .returning(col(NoShow.visit_id))
             )
+            if recorded is not None:
+                session.add(
+                    AuditEvent(
+                        action="visit.no_show",
+                        subject_type="visit",
+                        subject_id=visit.visit_id,
+                        detail={"patient_id": visit.patient_id, "doctor_id": visit.doctor_id, "slot_id": visit.slot_id},
+                    )
+                )
 
     @activity.defn
     async def require_guardian(self, visit: VisitInput) -> None:

@@ -169,12 +169,14 @@ class VisitWorkflow:
 
         self._paid = True
         async with self._lock:
-            await db(VisitActivities.confirm_slot, self._terms)
+            # Flows from before the activity returned the doctor's name got nothing back from it.
+            doctor: str | None = await db(VisitActivities.confirm_slot, self._terms)
             await self._register_with_his()
             self._state.stage = VisitStage.WAITING_DOCTOR
             await db(VisitActivities.record_visit, self._terms, self._state)
         when = local(self._terms.starts_at)
-        self._notices.send("booked", self._patient, "visit_booked", time=when, queue_no=str(self._state.queue_no))
+        queue_no = str(self._state.queue_no)
+        self._notices.send("booked", self._patient, "visit_booked", doctor=doctor or "", time=when, queue_no=queue_no)
         self._notices.send("assigned", f"doctor:{self._terms.doctor_id}", "visit_assigned", time=when)
 
         if not await self._until_accepted():

@@ -91,7 +91,7 @@ async def book_for_patient(
     an administrator may book any slot. Doctors and administrators only.
 
     The patient must meet the same conditions as when booking themselves (403 `IDENTITY_NOT_VERIFIED`,
-    `CONSENT_REQUIRED`, `NOT_ELIGIBLE_FOR_REVISIT`, 409 `BOOKING_BLOCKED`…), and the slot is decided the same way
+    `CONSENT_REQUIRED`, `NOT_ELIGIBLE_FOR_REVISIT`, `BOOKING_BLOCKED`…), and the slot is decided the same way
     (409 `SLOT_TAKEN` with `next_free`). The answer is the visit with its `bill_id`; the patient is sent the payment
     link. 403 `FORBIDDEN` for another doctor's slot; 404 for an unknown patient or slot.
     """

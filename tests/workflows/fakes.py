@@ -123,8 +123,9 @@ class FakeWorld(MoneyFakes, ExamFakes):
         self.visit_states.append(state)
 
     @activity.defn(name="confirm_slot")
-    async def confirm_slot(self, visit: VisitInput) -> None:
+    async def confirm_slot(self, visit: VisitInput) -> str:
         self._seen()
+        return "测试医生"
 
     @activity.defn(name="release_slot")
     async def release_slot(self, visit: VisitInput) -> None:

@@ -149,6 +149,8 @@ async def test_booking_answers_with_the_bill_and_a_paid_visit_runs_to_finished(h
     assert calls["create_channel_order"] == 1 and calls["reserve_refund"] == 0
     templates = {n.template for n in harness.world.notices}
     assert {"bill_opened", "bill_paid", "visit_booked", "visit_assigned", "visit_accepted"} <= templates
+    [booked] = [n for n in harness.world.notices if n.template == "visit_booked"]
+    assert booked.params["doctor"] == "测试医生"  # the name the slot's confirmation returned
 
 
 async def test_another_patient_cannot_take_over_a_booking(harness: Harness) -> None:
