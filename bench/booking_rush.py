@@ -6,7 +6,9 @@ Two runs on fresh slots of one doctor (a session created for a future day, 100 s
 - steady: attempts offered at a constant rate (500/s) for 10 s, open loop, on another fresh session; latency counts
   from the moment each attempt was due, so a lagging load generator shows up in the numbers instead of hiding them.
 The baseline, measured in the same run on a third fresh session, is the same burst as bare conditional UPDATEs sent
-straight through asyncpg: the cost of deciding the winners in PostgreSQL and nothing else.
+straight through asyncpg: the cost of deciding the winners in PostgreSQL and nothing else. The winners' Visit flows
+run below the API's priority (as `make dev` runs them), so the answers do not wait for them; `flows_caught_up_s` is
+how long after the steady run every winner's flow had opened its registration bill.
 
 Patients are real accounts: verified identity (SM4-encrypted columns), accepted agreements, revisit eligibility for
 the session's disease and a bearer token stored as the API's login stores it (digest only), all inserted directly
@@ -254,7 +256,7 @@ async def create_session(
 # --- the load generator (child process) ------------------------------------------------------------------------------
 # Protocol over stdin/stdout, one JSON document per line: the parent sends the job, the child opens its connections
 # and answers {"ready": true}, the parent sends {"go": <CLOCK_MONOTONIC time>} to every child at once, the child
-# runs at that moment and answers with one record per attempt: [status, code, due, answered] (monotonic seconds).
+# runs at that moment and answers with one record per attempt (`Attempt`'s fields).
 
 
 class LoopbackHttp:
@@ -332,10 +334,11 @@ async def _http_attempts(job: dict[str, Any]) -> list[list[Any]]:
                         "POST", BOOKINGS_PATH, headers, json.dumps({"slot_id": slot_id}).encode()
                     )
                 code = _code(status, payload)
-                slot = json.loads(payload).get("slot_id") if status == 201 else None
+                booked = json.loads(payload) if status == 201 else {}
+                slot, visit = booked.get("slot_id"), booked.get("visit_id")
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
-                status, code, slot = 0, type(error).__name__, None
-            return [status, code, due, sent, time.monotonic(), slot]
+                status, code, slot, visit = 0, type(error).__name__, None, None
+            return [status, code, due, sent, time.monotonic(), slot, visit]
 
         if job["mode"] == "burst":
             results = await asyncio.gather(*(attempt(n, go) for n in range(len(attempts))))
@@ -384,6 +387,7 @@ async def _sql_attempts(job: dict[str, Any]) -> list[list[Any]]:
                 sent,
                 time.monotonic(),
                 slot_id if won else None,
+                None,  # no flow: the baseline only decides
             ]
 
         results = await asyncio.gather(*(attempt(n) for n in range(len(attempts))))
@@ -408,6 +412,7 @@ class Attempt(NamedTuple):
     sent: float
     answered: float
     slot_id: str | None  # of a 201
+    visit_id: str | None  # of a 201 through the API
 
 
 @dataclass
@@ -726,6 +731,27 @@ async def oversold(dsn: str, slot_ids: Sequence[str], results: Sequence[Attempt]
     return int(doubled) + int(orphaned) + answered_twice
 
 
+async def flows_caught_up(dsn: str, results: Sequence[Attempt]) -> float | None:
+    """Seconds from now until every winner's Visit flow has opened its registration bill at the payment channel
+    (None if they have not within `REQUEST_TIMEOUT_S`): the work the answers did not wait for."""
+    bills = [f"{visit_id}-reg" for visit_id in {a.visit_id for a in results if a.status == 201 and a.visit_id}]
+    started = time.monotonic()
+    conn = await asyncpg.connect(dsn)
+    try:
+        while True:
+            opened = await conn.fetchval(
+                "SELECT count(*) FROM bills WHERE id = ANY($1::text[]) AND pay_url IS NOT NULL", bills
+            )
+            if opened == len(bills):
+                return round(time.monotonic() - started, 1)
+            if time.monotonic() - started > REQUEST_TIMEOUT_S:
+                _log(f"{len(bills) - opened} of {len(bills)} winners' bills still unopened")
+                return None
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 def _describe(label: str, outcome: Outcome) -> None:
     statuses = Counter(f"{a.status} {a.code or ''}".strip() for a in outcome.results)
     cores = {group: round(cpu_s / outcome.wall_s, 2) for group, cpu_s in sorted(outcome.cpu_s.items())}
@@ -838,6 +864,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         _describe("steady", steady)
 
+        # The winners' flows ran below the API's priority: how long until every one of them has opened its bill.
+        caught_up_s = await flows_caught_up(target.dsn, [*burst.results, *steady.results])
         burst_oversold = await oversold(target.dsn, burst_slots, burst.results)
         steady_oversold = await oversold(target.dsn, steady_slots, steady.results)
         errors = _errors(burst.results) + _errors(steady.results)
@@ -859,6 +887,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "steady_rate": round(len(steady.results) / _span(a.sent for a in steady.results)),
         "steady_booked": sum(1 for a in steady.results if a.status == 201),
         "steady_p99_ms": _p99_ms(_latencies(steady.results)),
+        "flows_caught_up_s": caught_up_s,
         "baseline_attempts_per_s": round(baseline_per_s),
         "ratio": round(attempts_per_s / baseline_per_s, 3),
         "generator_cpu_share": {"burst": _share(burst), "steady": _share(steady)},
