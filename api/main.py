@@ -23,6 +23,7 @@ from api.openapi import install_openapi
 from api.routers import (
     admin_access,
     admin_audit,
+    admin_departments,
     admin_doctors,
     admin_institutions,
     admin_staff,
@@ -93,6 +94,7 @@ _ROUTERS = (
     catalogue.router,
     schedules.router,
     admin_doctors.router,
+    admin_departments.router,
     admin_access.router,
     staff_applications.router,
     admin_staff.router,

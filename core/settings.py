@@ -340,6 +340,19 @@ class Settings(BaseSettings):
 
     # How documents the hospital issues (medical records, invoices) name it.
     hospital_name: str = "岐黄中医互联网医院"
+    # The diagnosis-and-treatment subjects (诊疗科目) on the practice licence (医疗机构执业许可证) of the physical
+    # hospital this internet hospital relies on, code of 《医疗机构诊疗科目名录》 → name, as JSON. An internet
+    # hospital may not practise beyond them (互联网诊疗管理办法), so every department names one: a department whose
+    # subject is not listed here is refused by the admin endpoints and left out of the public catalogue.
+    registered_subjects: dict[str, str] = {
+        "50": "中医科",
+        "50.01": "内科专业",
+        "50.02": "外科专业",
+        "50.03": "妇产科专业",
+        "50.04": "儿科专业",
+        "50.13": "针灸科专业",
+        "50.14": "推拿科专业",
+    }
     log_level: str = "INFO"
     api_base_url: str = "http://127.0.0.1:8000"
 
@@ -353,6 +366,15 @@ class Settings(BaseSettings):
             if code != code.lower():
                 raise ValueError(f"campus code {code!r}: lower case")
         return campuses
+
+    @field_validator("registered_subjects")
+    @classmethod
+    def _subject_codes(cls, subjects: dict[str, str]) -> dict[str, str]:
+        # Codes are stored in departments.subject_code.
+        for code, name in subjects.items():
+            if not 0 < len(code) <= 16 or not name:
+                raise ValueError(f"registered subject {code!r}: a code of 1–16 characters and a name")
+        return subjects
 
     @model_validator(mode="after")
     def _merchant_rules_name_campuses(self) -> Settings:

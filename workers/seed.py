@@ -66,6 +66,7 @@ class DemoDepartment:
     id: str
     name: str
     description: str
+    subject_code: str  # 诊疗科目 (《医疗机构诊疗科目名录》), within the default `Settings.registered_subjects`
     diseases: tuple[tuple[str, str], ...]  # (code, name)
 
 
@@ -89,24 +90,28 @@ DEPARTMENTS: tuple[DemoDepartment, ...] = (
         "dept-pw",
         "脾胃病科",
         "胃痞、胃脘痛、泄泻、便秘等脾胃病的复诊调理。",
+        "50.01",  # 中医科 内科专业
         (("TCM-PW-001", "胃痞病"), ("TCM-PW-002", "胃脘痛"), ("TCM-PW-003", "泄泻"), ("TCM-PW-004", "便秘")),
     ),
     DemoDepartment(
         "dept-xn",
         "心血管科（中医内科）",
         "胸痹、心悸、眩晕、不寐等心系病证的复诊调理。",
+        "50.01",  # 中医科 内科专业
         (("TCM-XN-001", "胸痹"), ("TCM-XN-002", "心悸"), ("TCM-XN-003", "眩晕"), ("TCM-XN-004", "不寐")),
     ),
     DemoDepartment(
         "dept-fk",
         "妇科",
         "月经病、痛经、绝经前后诸证、带下病的复诊调理。",
+        "50.03",  # 中医科 妇产科专业
         (("TCM-FK-001", "月经不调"), ("TCM-FK-002", "痛经"), ("TCM-FK-003", "绝经前后诸证"), ("TCM-FK-004", "带下病")),
     ),
     DemoDepartment(
         "dept-zj",
         "针灸推拿科",
         "项痹、腰痛、面瘫、痹证的复诊与居家调护指导。",
+        "50.13",  # 中医科 针灸科专业
         (("TCM-ZJ-001", "项痹"), ("TCM-ZJ-002", "腰痛"), ("TCM-ZJ-003", "面瘫"), ("TCM-ZJ-004", "痹证")),
     ),
 )
@@ -383,7 +388,10 @@ async def seed_demo(
             session,
             Department,
             "id",
-            [Department(id=d.id, name=d.name, description=d.description) for d in DEPARTMENTS],
+            [
+                Department(id=d.id, name=d.name, description=d.description, subject_code=d.subject_code)
+                for d in DEPARTMENTS
+            ],
         )
         await _upsert(
             session,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -75,14 +75,24 @@ class DoctorFilters:
         return conditions
 
 
-async def list_departments(session: AsyncSession) -> Sequence[Department]:
-    return (
-        (await session.execute(select(Department).order_by(col(Department.name), col(Department.id)))).scalars().all()
-    )
+def in_scope(subjects: Collection[str]) -> ColumnElement[bool]:
+    """The department practises under one of `subjects` (the registered 诊疗科目, `Settings.registered_subjects`): the
+    public is offered no other, as the internet hospital may not practise beyond its physical hospital's licence."""
+    return col(Department.subject_code).in_(list(subjects))
 
 
-async def department_exists(session: AsyncSession, department_id: str) -> bool:
-    return await session.get(Department, department_id) is not None
+async def list_departments(session: AsyncSession, subjects: Collection[str] | None = None) -> Sequence[Department]:
+    """By name; only those within `subjects` when given (the public catalogue), every one otherwise (admins)."""
+    query = select(Department).order_by(col(Department.name), col(Department.id))
+    if subjects is not None:
+        query = query.where(in_scope(subjects))
+    return (await session.execute(query)).scalars().all()
+
+
+async def department_offered(session: AsyncSession, department_id: str, subjects: Collection[str]) -> bool:
+    """The department exists and is within `subjects`."""
+    query = select(col(Department.id)).where(col(Department.id) == department_id, in_scope(subjects))
+    return (await session.execute(query)).first() is not None
 
 
 def _doctor_rows() -> Select[Doctor, str]:
@@ -90,10 +100,17 @@ def _doctor_rows() -> Select[Doctor, str]:
 
 
 async def list_doctors(
-    session: AsyncSession, filters: DoctorFilters, now: datetime, *, limit: int, offset: int
+    session: AsyncSession,
+    filters: DoctorFilters,
+    now: datetime,
+    subjects: Collection[str],
+    *,
+    limit: int,
+    offset: int,
 ) -> tuple[list[tuple[Doctor, str]], int]:
-    """One page of doctors (by name) matching the filters, and how many match in all."""
-    query = _doctor_rows().where(*filters.doctor_conditions())
+    """One page of doctors (by name) matching the filters, of departments within `subjects`, and how many match in
+    all."""
+    query = _doctor_rows().where(*filters.doctor_conditions(), in_scope(subjects))
     slot_conditions = filters.slot_conditions(now)
     if slot_conditions:
         query = query.where(exists().where(*slot_conditions))
@@ -166,8 +183,11 @@ async def list_notices(
     return [Notice(*row) for row in rows], total
 
 
-async def departments_with_diseases(session: AsyncSession) -> list[tuple[Department, list[Disease]]]:
+async def departments_with_diseases(
+    session: AsyncSession, subjects: Collection[str]
+) -> list[tuple[Department, list[Disease]]]:
+    """The departments within `subjects`, each with its diseases."""
     diseases: dict[str, list[Disease]] = {}
     for disease in await list_diseases(session, None):
         diseases.setdefault(disease.department_id, []).append(disease)
-    return [(department, diseases.get(department.id, [])) for department in await list_departments(session)]
+    return [(department, diseases.get(department.id, [])) for department in await list_departments(session, subjects)]

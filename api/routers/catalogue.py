@@ -36,8 +36,11 @@ def _not_found(what: str) -> Problem:
 
 
 @router.get("/departments", response_model=list[DepartmentOut], summary="科室列表")
-async def departments(session: SessionDep) -> list[DepartmentOut]:
-    return [DepartmentOut.model_validate(row) for row in await catalogue.list_departments(session)]
+async def departments(session: SessionDep, settings: SettingsDep) -> list[DepartmentOut]:
+    """Only departments within the physical hospital's registered 诊疗科目 (the internet hospital may not practise
+    beyond them)."""
+    subjects = settings.registered_subjects
+    return [DepartmentOut.of(row, subjects) for row in await catalogue.list_departments(session, subjects)]
 
 
 @router.get(
@@ -47,12 +50,15 @@ async def departments(session: SessionDep) -> list[DepartmentOut]:
     summary="科室的医生",
 )
 async def department_doctors(
-    department_id: str, session: SessionDep, limit: Limit = 20, offset: Offset = 0
+    department_id: str, session: SessionDep, settings: SettingsDep, limit: Limit = 20, offset: Offset = 0
 ) -> Page[DoctorOut]:
-    if not await catalogue.department_exists(session, department_id):
+    """404 also for a department whose 诊疗科目 is no longer registered."""
+    subjects = settings.registered_subjects
+    if not await catalogue.department_offered(session, department_id, subjects):
         raise _not_found("科室")
+    filters = DoctorFilters(department_id=department_id)
     rows, total = await catalogue.list_doctors(
-        session, DoctorFilters(department_id=department_id), datetime.now(UTC), limit=limit, offset=offset
+        session, filters, datetime.now(UTC), subjects, limit=limit, offset=offset
     )
     return Page(items=[DoctorOut.of(*row) for row in rows], total=total, limit=limit, offset=offset)
 
@@ -60,6 +66,7 @@ async def department_doctors(
 @router.get("/doctors", response_model=Page[DoctorOut], responses=problem_responses(422), summary="查找医生")
 async def doctors(
     session: SessionDep,
+    settings: SettingsDep,
     department_id: Annotated[str | None, Query(description="科室")] = None,
     title: Annotated[str | None, Query(description="职称，如 主任医师")] = None,
     specialty: Annotated[str | None, Query(min_length=1, max_length=50, description="擅长（包含该文字）")] = None,
@@ -74,7 +81,8 @@ async def doctors(
 ) -> Page[DoctorOut]:
     """Active doctors by name. Filters on slots (disease, date, service type, fee, available) are met together by at
     least one upcoming slot: `date` + `service_type=video` + `available=true` finds doctors with a free video slot
-    that day. 422 `BAD_FEE_RANGE` when `min_fee_fen` exceeds `max_fee_fen`."""
+    that day. Doctors of a department whose 诊疗科目 is no longer registered are left out. 422 `BAD_FEE_RANGE` when
+    `min_fee_fen` exceeds `max_fee_fen`."""
     if min_fee_fen is not None and max_fee_fen is not None and min_fee_fen > max_fee_fen:
         raise Problem(422, "BAD_FEE_RANGE", "价格区间有误", "最低挂号费不能高于最高挂号费。")
     filters = DoctorFilters(
@@ -88,7 +96,9 @@ async def doctors(
         max_fee_fen=max_fee_fen,
         available=available,
     )
-    rows, total = await catalogue.list_doctors(session, filters, datetime.now(UTC), limit=limit, offset=offset)
+    rows, total = await catalogue.list_doctors(
+        session, filters, datetime.now(UTC), settings.registered_subjects, limit=limit, offset=offset
+    )
     return Page(items=[DoctorOut.of(*row) for row in rows], total=total, limit=limit, offset=offset)
 
 
@@ -110,15 +120,19 @@ async def doctor(doctor_id: str, session: SessionDep) -> DoctorOut:
 async def doctor_slots(
     doctor_id: str,
     session: SessionDep,
+    settings: SettingsDep,
     day: Annotated[date | None, Query(alias="date", description="北京时间日期 YYYY-MM-DD，默认今天")] = None,
 ) -> list[SlotOut]:
     """All slots of that day in time order. Taken, held, past and closed ones are `unavailable`, and so are extra
     slots reserved for a named patient (only that patient may book them, from the notice they were sent) and every
-    slot of an inactive doctor."""
+    slot of an inactive doctor or of a department whose 诊疗科目 is no longer registered."""
     found = await catalogue.get_doctor(session, doctor_id)
     if found is None:
         raise _not_found("医生")
     doctor, _ = found
+    offered = doctor.active and await catalogue.department_offered(
+        session, doctor.department_id, settings.registered_subjects
+    )
     now = datetime.now(UTC)
     slots = await catalogue.doctor_slots(session, doctor_id, day or hospital_today(now), now)
     return [
@@ -130,7 +144,7 @@ async def doctor_slots(
             fee_fen=slot.fee_fen,
             service_type=slot.service_type,
             disease_code=slot.disease_code,
-            status="open" if is_bookable and doctor.active else "unavailable",
+            status="open" if is_bookable and offered else "unavailable",
             is_extra=slot.is_extra,
             reserved=slot.reserved_for is not None,
         )
@@ -149,7 +163,9 @@ async def diseases(
 async def service_info(session: SessionDep, settings: SettingsDep) -> ServiceInfo:
     """What the patient app shows prominently (8.1.1.1, 8.6.3 g): the online revisit scope (departments and the
     diseases that may be followed up, service types, fee standards), admission conditions and booking rules."""
-    return build_service_info(settings, await catalogue.departments_with_diseases(session))
+    return build_service_info(
+        settings, await catalogue.departments_with_diseases(session, settings.registered_subjects)
+    )
 
 
 _KIND_NAMES = {"leave": "停诊", "substitution": "替诊"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.tables import Doctor
+from models.tables import Department, Doctor
 
 # 问诊方式: 图文 / 电话 / 视频.
 ServiceType = Literal["text", "phone", "video"]
@@ -20,15 +21,35 @@ DOCTOR_TITLES: tuple[str, ...] = ("主任医师", "副主任医师", "主治医�
 
 class DepartmentOut(BaseModel):
     model_config = ConfigDict(
-        from_attributes=True,
         json_schema_extra={
-            "examples": [{"id": "dep-spleen", "name": "脾胃病科", "description": "慢性胃炎、功能性消化不良等"}]
+            "examples": [
+                {
+                    "id": "dep-spleen",
+                    "name": "脾胃病科",
+                    "description": "慢性胃炎、功能性消化不良等",
+                    "subject_code": "50.01",
+                    "subject_name": "内科专业",
+                }
+            ]
         },
     )
 
     id: str
     name: str
     description: str
+    subject_code: str = Field(description="诊疗科目代码（《医疗机构诊疗科目名录》）")
+    subject_name: str = Field(description="诊疗科目名称")
+
+    @classmethod
+    def of(cls, department: Department, subjects: Mapping[str, str]) -> DepartmentOut:
+        """`department` is within `subjects` (the public catalogue lists no other)."""
+        return cls(
+            id=department.id,
+            name=department.name,
+            description=department.description,
+            subject_code=department.subject_code,
+            subject_name=subjects[department.subject_code],
+        )
 
 
 class DoctorOut(BaseModel):

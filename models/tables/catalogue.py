@@ -11,6 +11,9 @@ class Department(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=64)
     description: str = ""
+    # The 诊疗科目 of the physical hospital's licence this department practises under (a code of
+    # `Settings.registered_subjects`); one that is no longer registered keeps the department out of the public catalogue.
+    subject_code: str = Field(max_length=16)
 
 
 class Disease(SQLModel, table=True):

@@ -25,10 +25,12 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-async def make_department(sessions: async_sessionmaker[AsyncSession], name: str = "脾胃病科") -> str:
+async def make_department(
+    sessions: async_sessionmaker[AsyncSession], name: str = "脾胃病科", subject_code: str = "50.01"
+) -> str:
     department_id = unique("dep")
     async with sessions() as session, session.begin():
-        session.add(Department(id=department_id, name=name, description=f"{name}（测试）"))
+        session.add(Department(id=department_id, name=name, description=f"{name}（测试）", subject_code=subject_code))
     return department_id
 
 

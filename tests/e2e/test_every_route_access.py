@@ -166,6 +166,8 @@ BODIES: dict[str, Any] = {
         "licence_no": "PDY0001",
         "access_ips": ["203.0.113.10"],
     },
+    "POST /api/v1/admin/departments": {"id": "dept-walker", "name": "x", "subject_code": "50"},
+    "PATCH /api/v1/admin/departments/{department_id}": {"name": "x"},
     "PUT /api/v1/admin/institutions/{institution_id}": {
         "code": "PDY0001",
         "name": "走查医院",
