@@ -9,14 +9,10 @@ is driven over HTTP by `workers.journey.Journey`, exactly like the end-to-end jo
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -43,10 +39,9 @@ from models.tables import (
 )
 from tests.api.helpers import make_user
 from tests.e2e.conftest import running_api
+from tests.e2e.worker_process import WorkerProcess, restart, wait_ready, worker_env
 from workers.journey import PRESCRIPTION, Journey
 from workers.seed import DEMO_PASSWORD, DEPARTMENTS, DOCTORS
-
-ROOT = Path(__file__).resolve().parents[2]
 
 JOURNEYS = 20
 DISEASE = "TCM-PW-001"  # 胃痞病, department dept-pw: doc-1 and doc-2 both see it
@@ -57,95 +52,12 @@ KILL_AFTER_PAID = 5
 START_STAGGER_S = 0.3
 RESTART_AFTER_S = 1.5
 JOURNEY_WAIT_S = 120.0
-WORKER_READY_S = 30.0
 KILL_TRIGGER_TIMEOUT_S = 45.0
 # All journeys must be done this long after the restart (they take ~30 s; without a worker they hang forever).
 COMPLETE_WITHIN_S = 90.0
 PAST_PAYMENT = ("waiting_doctor", "in_consult", "finished")
 # Ten different characters, so every test patient has a distinct, well-formed Chinese name.
 NAME_CHARS = "甲乙丙丁戊己庚辛壬癸"
-
-
-# --- the worker as a separate OS process -------------------------------------------------------------------------
-
-
-@dataclass
-class WorkerProcess:
-    """`python -m workers.worker` on the test's own queue; its JSON log goes to a file, not to the test output."""
-
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    started: list[int] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.log_path.write_text("")
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workers.worker"],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.started.append(self.process.pid)
-
-    def ready(self) -> bool:
-        """True once the worker logged that it polls; raises if the process died before that."""
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"worker exited with {self.process.returncode} before it was ready:\n{self.log_tail()}"
-            )
-        return "worker started" in self.log_path.read_text(errors="replace")
-
-    def sigkill(self) -> None:
-        """SIGKILL this process (only this pid) and reap it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        """A graceful SIGTERM first, SIGKILL if it does not go within a few seconds."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.sigkill()
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-            return "\n".join(line[:400] for line in tail)
-        except OSError:
-            return "(no worker log)"
-
-
-async def wait_ready(worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + WORKER_READY_S
-    while not worker.ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"worker not ready after {WORKER_READY_S:.0f} s:\n{worker.log_tail()}")
-        await asyncio.sleep(0.1)
-
-
-def worker_env(database_url: str, temporal_address: str, task_queue: str, tsa_keys: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QIHUANG_")}
-    env.update(
-        DATABASE_URL=database_url,
-        TEMPORAL_ADDRESS=temporal_address,
-        # The worker stamps signatures and the API (in this process) verifies them: one sandbox TSA for both.
-        QIHUANG_TSA_SANDBOX_KEY_DIR=str(tsa_keys),
-        QIHUANG_TASK_QUEUE=task_queue,
-        QIHUANG_INTEGRATION_TASK_QUEUE=f"{task_queue}-integrations",
-        QIHUANG_LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 # --- the cast: 20 patients, each with an offline diagnosis and a slot of their own -------------------------------
@@ -370,9 +282,7 @@ async def test_sigkilled_worker_restarts_and_every_journey_completes_with_effect
                     raise AssertionError("all journeys ended before the kill point")
                 at_kill = trigger.result()
                 worker.sigkill()
-                await asyncio.sleep(RESTART_AFTER_S)
-                worker.start()
-                await wait_ready(worker)
+                await restart(worker, RESTART_AFTER_S)
                 await asyncio.wait(tasks, timeout=COMPLETE_WITHIN_S)
                 report(
                     cast,

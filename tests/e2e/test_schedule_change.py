@@ -23,7 +23,8 @@ from workers.seed import DEMO_PASSWORD, SHANGHAI
 DISEASE = "TCM-PW-001"  # 胃痞病, department dept-pw
 ON_LEAVE = "doc-1"  # 主任医师
 OTHER = "doc-2"  # same department
-NAME_CHARS = "甲乙丙丁"
+# One per patient `ready_patient` makes, so each has a distinct, well-formed Chinese name.
+NAME_CHARS = "甲乙丙丁戊己庚辛壬癸"
 # Long enough for two patients to choose over HTTP, short enough to wait out for the third.
 CHOICE_WINDOW_S = 8
 
