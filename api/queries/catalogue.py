@@ -75,23 +75,24 @@ class DoctorFilters:
         return conditions
 
 
-def in_scope(subjects: Collection[str]) -> ColumnElement[bool]:
-    """The department practises under one of `subjects` (the registered 诊疗科目, `Settings.registered_subjects`): the
-    public is offered no other, as the internet hospital may not practise beyond its physical hospital's licence."""
-    return col(Department.subject_code).in_(list(subjects))
+def offered(subjects: Collection[str]) -> ColumnElement[bool]:
+    """The department is enabled and practises under one of `subjects` (the registered 诊疗科目,
+    `Settings.registered_subjects`): the public is offered no other, as the internet hospital may not practise beyond
+    its physical hospital's licence."""
+    return and_(col(Department.active), col(Department.subject_code).in_(list(subjects)))
 
 
 async def list_departments(session: AsyncSession, subjects: Collection[str] | None = None) -> Sequence[Department]:
-    """By name; only those within `subjects` when given (the public catalogue), every one otherwise (admins)."""
+    """By name; only the enabled ones within `subjects` when given (the public catalogue), every one otherwise (admins)."""
     query = select(Department).order_by(col(Department.name), col(Department.id))
     if subjects is not None:
-        query = query.where(in_scope(subjects))
+        query = query.where(offered(subjects))
     return (await session.execute(query)).scalars().all()
 
 
 async def department_offered(session: AsyncSession, department_id: str, subjects: Collection[str]) -> bool:
-    """The department exists and is within `subjects`."""
-    query = select(col(Department.id)).where(col(Department.id) == department_id, in_scope(subjects))
+    """The department exists, is enabled and is within `subjects`."""
+    query = select(col(Department.id)).where(col(Department.id) == department_id, offered(subjects))
     return (await session.execute(query)).first() is not None
 
 
@@ -110,7 +111,7 @@ async def list_doctors(
 ) -> tuple[list[tuple[Doctor, str]], int]:
     """One page of doctors (by name) matching the filters, of departments within `subjects`, and how many match in
     all."""
-    query = _doctor_rows().where(*filters.doctor_conditions(), in_scope(subjects))
+    query = _doctor_rows().where(*filters.doctor_conditions(), offered(subjects))
     slot_conditions = filters.slot_conditions(now)
     if slot_conditions:
         query = query.where(exists().where(*slot_conditions))

@@ -86,7 +86,9 @@ async def create_department(
             request=request,
         )
         await session.commit()
-        out = AdminDepartmentOut(**body.model_dump(), subject_name=subjects[body.subject_code], in_scope=True)
+        out = AdminDepartmentOut(
+            **body.model_dump(), subject_name=subjects[body.subject_code], in_scope=True, active=True
+        )
         return 201, out.model_dump(mode="json")
 
     return await idempotent(request, actor, idempotency_key, compute)
@@ -106,20 +108,22 @@ async def edit_department(
     session: SessionDep,
     settings: SettingsDep,
 ) -> AdminDepartmentOut:
-    """Name, description, 诊疗科目 (422 `SUBJECT_NOT_REGISTERED` outside the registered ones). A department whose
-    subject left the registration can still be renamed, and returns to the public catalogue once given a registered
-    one."""
+    """Name, description, 诊疗科目 (422 `SUBJECT_NOT_REGISTERED` outside the registered ones), and whether it is
+    enabled (`active: false` disables it: 8.6.1 b 禁用科室). A department whose subject left the registration can still
+    be renamed, and returns to the public catalogue once given a registered one."""
     subjects = settings.registered_subjects
     department = await session.get(Department, department_id, with_for_update=True)
     if department is None:
         raise Problem(404, "NOT_FOUND", "请求的资源不存在", "科室不存在。")
-    changes: dict[str, str] = {}
+    changes: dict[str, str | bool] = {}
     if body.name is not None and body.name != department.name:
         department.name = changes["name"] = body.name
     if body.description is not None and body.description != department.description:
         department.description = changes["description"] = body.description
     if body.subject_code is not None and body.subject_code != department.subject_code:
         department.subject_code = changes["subject_code"] = _registered(body.subject_code, subjects)
+    if body.active is not None and body.active != department.active:
+        department.active = changes["active"] = body.active
     if changes:
         # Names and descriptions are the hospital's, not a person's: safe in the audit detail.
         audit(

@@ -40,6 +40,7 @@ class DepartmentPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=64)
     description: str | None = Field(default=None, max_length=500)
     subject_code: SubjectCode | None = None
+    active: bool | None = Field(default=None, description="false：禁用科室，不再向患者展示；true：重新启用")
 
 
 class AdminDepartmentOut(BaseModel):
@@ -49,6 +50,7 @@ class AdminDepartmentOut(BaseModel):
     subject_code: str = Field(description="诊疗科目代码")
     subject_name: str | None = Field(description="诊疗科目名称；null：该代码已不在登记的诊疗科目中")
     in_scope: bool = Field(description="false：诊疗科目已不在登记范围内，该科室不向患者展示")
+    active: bool = Field(description="false：科室已禁用，不向患者展示")
 
     @classmethod
     def of(cls, department: Department, subjects: Mapping[str, str]) -> AdminDepartmentOut:
@@ -59,4 +61,5 @@ class AdminDepartmentOut(BaseModel):
             subject_code=department.subject_code,
             subject_name=subjects.get(department.subject_code),
             in_scope=department.subject_code in subjects,
+            active=department.active,
         )

@@ -14,6 +14,8 @@ class Department(SQLModel, table=True):
     # The 诊疗科目 of the physical hospital's licence this department practises under (a code of
     # `Settings.registered_subjects`); one that is no longer registered keeps the department out of the public catalogue.
     subject_code: str = Field(max_length=16)
+    # 禁用科室 (8.6.1 b): a disabled department leaves the public catalogue; its doctors, visits and records stay.
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
 
 
 class Disease(SQLModel, table=True):

@@ -34,7 +34,7 @@ async def test_admin_creates_a_department_within_the_registered_subjects(api, se
     headers = {**clinic.headers["admin"], "Idempotency-Key": unique("key")}
     created = await api.post(URL, json=body, headers=headers)
     assert created.status_code == 201, created.text
-    assert created.json() == {**body, "subject_name": "儿科专业", "in_scope": True}
+    assert created.json() == {**body, "subject_name": "儿科专业", "in_scope": True, "active": True}
     replayed = await api.post(URL, json=body, headers=headers)
     assert (replayed.status_code, replayed.headers["Idempotent-Replayed"]) == (201, "true")
     assert await _admin_view(api, clinic, body["id"]) == created.json()
@@ -89,6 +89,27 @@ async def test_admin_edits_a_department(api, sessions, clinic: Clinic) -> None:
 
     missing = await api.patch(f"{URL}/dept-missing", json={"name": "x"}, headers=clinic.headers["admin"])
     assert (missing.status_code, missing.json()["code"]) == (404, "NOT_FOUND")
+
+
+async def test_a_disabled_department_leaves_the_public_catalogue_until_enabled(api, sessions, clinic: Clinic) -> None:
+    """8.6.1 b 禁用科室: the department and its doctors are no longer offered; enabling it brings them back."""
+    url = f"{URL}/{clinic.department}"
+
+    async def offered() -> tuple[bool, bool]:
+        departments = {d["id"] for d in (await api.get("/api/v1/departments")).json()}
+        doctors = await api.get(f"/api/v1/departments/{clinic.department}/doctors")
+        return clinic.department in departments, doctors.status_code == 200
+
+    assert await offered() == (True, True)
+    disabled = await api.patch(url, json={"active": False}, headers=clinic.headers["admin"])
+    assert (disabled.status_code, disabled.json()["active"]) == (200, False)
+    assert await offered() == (False, False)
+    assert (await _admin_view(api, clinic, clinic.department))["active"] is False
+    enabled = await api.patch(url, json={"active": True}, headers=clinic.headers["admin"])
+    assert (enabled.status_code, enabled.json()["active"]) == (200, True)
+    assert await offered() == (True, True)
+    events = await audit_events(sessions, clinic.department)
+    assert [event.detail for event in events] == [{"changes": {"active": False}}, {"changes": {"active": True}}]
 
 
 async def test_only_admins_keep_departments(api, clinic: Clinic) -> None:
