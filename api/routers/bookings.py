@@ -62,7 +62,8 @@ async def book(body: BookingIn, request: Request) -> JSONResponse:
 
     409 `SLOT_TAKEN` (with `next_free` slots of the same doctor) when someone else holds it;
     403 `NOT_ELIGIBLE_FOR_REVISIT` without a valid revisit check for the slot's disease;
-    403 `IDENTITY_NOT_VERIFIED` before real-name verification; 403 `CONSENT_REQUIRED` before the agreements.
+    403 `IDENTITY_NOT_VERIFIED` before real-name verification; 403 `CONSENT_REQUIRED` before the agreements;
+    409 `DEPARTMENT_UNAVAILABLE` for a slot of a department disabled or outside the registered 诊疗科目.
     """
     token = bearer_of(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)

@@ -3,9 +3,9 @@
 At a famous doctor's release time thousands of patients press "book" in the same second, so the attempt is one
 round trip: a single statement reads the patient's standing (real-name verification, revisit eligibility for the
 slot's disease, booking block, no-shows since the last block) and the hospital's (no institution registration
-suspended, 8.5.4.2) and, only if all of it allows, takes the slot with a conditional UPDATE. Row locking in that
-UPDATE decides the winner; everyone else learns why not from the same answer, which for a refused attempt also lists
-the doctor's next free slots.
+suspended, 8.5.4.2; the slot's department enabled and within the registered 诊疗科目) and, only if all of it allows,
+takes the slot with a conditional UPDATE. Row locking in that UPDATE decides the winner; everyone else learns why not
+from the same answer, which for a refused attempt also lists the doctor's next free slots.
 
 A hold carries its own expiry, so a request or worker that dies after the hold never keeps the slot: once
 `held_until` passes the slot counts as open again, and the lapsed Visit flow can no longer confirm it
@@ -69,6 +69,9 @@ _ATTEMPT_CTES = """
                s.starts_at > now() AS upcoming,
                coalesce(sc.status = 'cancelled', false) AS session_cancelled,
                EXISTS (SELECT 1 FROM institutions i WHERE i.status = 'suspended') AS suspended,
+               EXISTS (SELECT 1 FROM doctors d JOIN departments dp ON dp.id = d.department_id
+                        WHERE d.id = s.doctor_id AND dp.active
+                          AND dp.subject_code = ANY({subjects}::text[])) AS department_offered,
                EXISTS (SELECT 1 FROM patients p WHERE p.id = c.patient_id AND p.verified_at IS NOT NULL) AS verified,
                ARRAY(SELECT d.document FROM unnest({documents}::text[], {versions}::text[]) AS d(document, version)
                       WHERE NOT EXISTS (SELECT 1 FROM consents k
@@ -94,7 +97,7 @@ _ATTEMPT_CTES = """
           FROM gate g
          WHERE s.id = {slot}
            AND cardinality(g.missing_consents) = 0 AND g.verified AND g.eligible AND g.blocked_until IS NULL
-           AND g.no_shows < {no_show_limit} AND NOT g.session_cancelled AND NOT g.suspended
+           AND g.no_shows < {no_show_limit} AND NOT g.session_cancelled AND NOT g.suspended AND g.department_offered
            AND s.starts_at > now()
            AND (s.reserved_for IS NULL OR s.reserved_for = g.patient)
            AND (s.status = 'open' OR (s.status = 'held' AND s.held_until < now()))
@@ -133,6 +136,7 @@ _ATTEMPT_PARAMS = (
     "free_limit",
     "documents",
     "versions",
+    "subjects",
 )
 
 
@@ -141,12 +145,15 @@ def _attempt_ctes(first: int) -> str:
     return _ATTEMPT_CTES.format(**{name: f"${first + n}" for n, name in enumerate(_ATTEMPT_PARAMS)})
 
 
-# An attempt for a patient already known: $9.
-_ATTEMPT = f"WITH caller AS (SELECT $9::text AS patient_id), {_attempt_ctes(1)} SELECT {_ATTEMPT_RESULT} FROM gate g"
+# An attempt for a patient already known: the parameter after the attempt's.
+_PATIENT = f"${len(_ATTEMPT_PARAMS) + 1}"
+_ATTEMPT = (
+    f"WITH caller AS (SELECT {_PATIENT}::text AS patient_id), {_attempt_ctes(1)} SELECT {_ATTEMPT_RESULT} FROM gate g"
+)
 
 # The whole of a booking request in one round trip: who is asking (the token, $1–$3 as in `LIVE_CALLER`), the claim
-# of its Idempotency-Key ($12, NULL without one; $13 the request's hash) and, only for a patient whose claim succeeded,
-# the attempt. The caller's columns come back prefixed `caller_`; `claimed` says whether this request owns the key.
+# of its Idempotency-Key (`_KEY`, NULL without one; `_HASH` the request's hash) and, only for a patient whose claim
+# succeeded, the attempt (its parameters from $4). The caller's columns come back prefixed `caller_`; `claimed` says whether this request owns the key.
 #
 # Its commit does not wait for the WAL to reach the disk (`synchronous_commit` off for this statement's transaction
 # only): waiting was a third of PostgreSQL's work per attempt at a rush, and nobody is answered on the strength of it.
@@ -154,13 +161,14 @@ _ATTEMPT = f"WITH caller AS (SELECT $9::text AS patient_id), {_attempt_ctes(1)} 
 # this hold and this claim included; a crash before that loses only an attempt nobody was told about, as a crash of
 # the request would. A refusal took nothing, so neither it nor its stored answer waits: lost in a crash, the same
 # request is decided again when the app retries it.
+_KEY, _HASH = f"${4 + len(_ATTEMPT_PARAMS)}", f"${5 + len(_ATTEMPT_PARAMS)}"
 _BOOK = (
     "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), "
     f"{LIVE_CALLER}, patient AS ("
     "    SELECT l.id AS user_id, l.patient_id FROM live l WHERE l.role = 'patient' AND l.patient_id IS NOT NULL"
-    f"), claim AS ({CLAIM_INSERT} SELECT p.user_id, $12::text, $13::text, 0, '{{}}'::jsonb, now() FROM patient p"
-    f"    WHERE $12::text IS NOT NULL {CLAIM_CONFLICT}"
-    "), caller AS (SELECT p.patient_id FROM patient p WHERE $12::text IS NULL OR EXISTS (SELECT 1 FROM claim)), "
+    f"), claim AS ({CLAIM_INSERT} SELECT p.user_id, {_KEY}::text, {_HASH}::text, 0, '{{}}'::jsonb, now() FROM patient p"
+    f"    WHERE {_KEY}::text IS NOT NULL {CLAIM_CONFLICT}"
+    f"), caller AS (SELECT p.patient_id FROM patient p WHERE {_KEY}::text IS NULL OR EXISTS (SELECT 1 FROM claim)), "
     + _attempt_ctes(4)
     + " SELECT l.id AS caller_id, l.role AS caller_role, l.display_name AS caller_display_name,"
     " l.auth_time AS caller_auth_time, l.scope AS caller_scope, l.mfa_method AS caller_mfa_method,"
@@ -187,7 +195,8 @@ class Held:
 
 def _attempt_args(settings: Settings, slot_id: str, visit_id: str) -> tuple[Any, ...]:
     """The values of `_ATTEMPT_PARAMS`: the slot, the hold (visit and expiry), the no-show rule, how many free slots a
-    loser is offered, and the agreements (ids, versions) a patient must have accepted."""
+    loser is offered, the agreements (ids, versions) a patient must have accepted, and the registered 诊疗科目 a
+    department must practise under to be offered."""
     documents = list(CONSENT_DOCUMENTS.values())
     return (
         slot_id,
@@ -198,6 +207,7 @@ def _attempt_args(settings: Settings, slot_id: str, visit_id: str) -> tuple[Any,
         NEXT_FREE_LIMIT,
         [doc.id for doc in documents],
         [doc.version for doc in documents],
+        list(settings.registered_subjects),
     )
 
 
@@ -366,6 +376,13 @@ def _raise_refusal(gate: Any, settings: Settings, patient_id: str) -> None:
             "INSTITUTION_SUSPENDED",
             "互联网诊疗服务暂停",
             "本院互联网医院的执业登记正在向监管平台核实，暂停接受新的预约挂号；已有预约不受影响。如需就医请到医院线下就诊。",
+        )
+    if not gate["department_offered"]:
+        raise Problem(
+            409,
+            "DEPARTMENT_UNAVAILABLE",
+            "科室暂停在线服务",
+            "该号源所在科室已停用或不在本院登记的诊疗科目范围内，暂不提供在线复诊，请选择其他科室。",
         )
     if gate["missing_consents"]:
         raise consent_required([CONSENT_DOCUMENTS[document] for document in gate["missing_consents"]])

@@ -19,7 +19,7 @@ from bench.booking_rush import RushPatient, create_patients
 from core.crypto.sm import FieldCipher
 from core.settings import Settings
 from models.common import Role
-from models.tables import IdempotencyRecord, Patient, Schedule, Slot
+from models.tables import Department, Doctor, IdempotencyRecord, Patient, Schedule, Slot
 from tests.api.helpers import login, make_department, make_disease, make_slot, make_user, unique
 
 
@@ -252,3 +252,28 @@ async def test_preparing_a_connection_books_nothing_and_leaves_the_types_known(d
         assert connection._protocol.get_settings().get_data_codec(1185) is not None  # timestamptz[]
     finally:
         await connection.close()
+
+
+async def test_a_slot_of_a_department_no_longer_offered_is_refused(api, clinic) -> None:
+    """Disabled (禁用科室), or its 诊疗科目 no longer registered: the department is out of the public catalogue, and a
+    patient who kept the slot's id is refused too."""
+    patient = await clinic.patient()
+    slot_id = await clinic.taken_slot()  # refused before the slot itself is looked at
+    async with clinic.sessions() as session:
+        department = (
+            await session.execute(
+                select(Department)
+                .join(Doctor, col(Doctor.department_id) == col(Department.id))
+                .where(col(Doctor.id) == clinic.doctor_id)
+            )
+        ).scalar_one()
+    for change in ({"active": False}, {"subject_code": "99.99"}):
+        async with clinic.sessions() as session, session.begin():
+            await session.execute(update(Department).where(col(Department.id) == department.id).values(**change))
+        body = assert_problem(await book(api, patient, slot_id), 409, "DEPARTMENT_UNAVAILABLE")
+        assert "next_free" not in body
+        async with clinic.sessions() as session, session.begin():
+            restore = {"active": True, "subject_code": department.subject_code}
+            await session.execute(update(Department).where(col(Department.id) == department.id).values(**restore))
+    # Offered again, the same attempt gets as far as the slot, which someone else holds.
+    assert_problem(await book(api, patient, slot_id), 409, "SLOT_TAKEN")
