@@ -8,7 +8,6 @@ and created again on every run and left behind afterwards for inspection.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -31,7 +30,7 @@ from core.postgres import ensure_database, server_url, with_database
 from core.priority import lower_priority
 from core.settings import Settings
 from core.temporal import data_converter
-from workers.devstack import DEFAULT_CONFIG, choose_port, load_config, url_host
+from workers.devstack import DEFAULT_CONFIG, choose_port, load_config, temporal_args, url_host
 from workers.seed import seed_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,15 +105,9 @@ async def temporal_server(nice: int = 0) -> AsyncIterator[Client]:
     the dev stack does; stopped on exit."""
     config = load_config(DEFAULT_CONFIG).temporal
     port = choose_port(config.ip, config.port + 1000)  # beside a running `make dev`, which has `config.port`
-    args = ["server", "start-dev", "--headless", "--ip", config.ip, "--port", str(port)]
-    args += ["--namespace", config.namespace, "--log-level", "error"]
-    for name, kind in config.search_attributes.items():
-        args += ["--search-attribute", f"{name}={kind}"]
-    for key, value in config.dynamic_config.items():
-        args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
     server = await asyncio.create_subprocess_exec(
         find_executable("temporal"),
-        *args,
+        *temporal_args(config, port=port, ui_port=None, in_memory=True),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True,

@@ -108,28 +108,25 @@ def load_config(path: Path) -> DevConfig:
 
 
 def temporal_args(
-    config: TemporalConfig, *, port: int, ui_port: int, root: Path = ROOT, codec_endpoint: str | None = None
+    config: TemporalConfig,
+    *,
+    port: int,
+    ui_port: int | None,
+    root: Path = ROOT,
+    codec_endpoint: str | None = None,
+    in_memory: bool = False,
 ) -> list[str]:
     """`temporal` arguments that start the dev server as `config` describes, on the ports actually chosen.
 
-    With `codec_endpoint` the UI decodes the encrypted payloads through it; without, it shows them as stored.
+    With `codec_endpoint` the UI decodes the encrypted payloads through it; without, it shows them as stored. Without
+    `ui_port` the server has no UI; `in_memory` keeps its data in memory instead of `config.db_filename` (both for a
+    throwaway server, as the benchmarks start).
     """
-    args = [
-        "server",
-        "start-dev",
-        "--ip",
-        config.ip,
-        "--port",
-        str(port),
-        "--ui-port",
-        str(ui_port),
-        "--db-filename",
-        str(root / config.db_filename),
-        "--namespace",
-        config.namespace,
-        "--log-level",
-        config.log_level,
-    ]
+    args = ["server", "start-dev", "--ip", config.ip, "--port", str(port)]
+    args += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
+    if not in_memory:
+        args += ["--db-filename", str(root / config.db_filename)]
+    args += ["--namespace", config.namespace, "--log-level", config.log_level]
     for name, kind in config.search_attributes.items():
         args += ["--search-attribute", f"{name}={kind}"]
     for key, value in config.dynamic_config.items():
