@@ -153,7 +153,8 @@ _ATTEMPT = (
 
 # The whole of a booking request in one round trip: who is asking (the token, $1–$3 as in `LIVE_CALLER`), the claim
 # of its Idempotency-Key (`_KEY`, NULL without one; `_HASH` the request's hash) and, only for a patient whose claim
-# succeeded, the attempt (its parameters from $4). The caller's columns come back prefixed `caller_`; `claimed` says whether this request owns the key.
+# succeeded, the attempt (its parameters from $4). The caller's columns come back prefixed `caller_`; `claimed` says
+# whether this request owns the key.
 #
 # Its commit does not wait for the WAL to reach the disk (`synchronous_commit` off for this statement's transaction
 # only): waiting was a third of PostgreSQL's work per attempt at a rush, and nobody is answered on the strength of it.
@@ -193,11 +194,15 @@ class Held:
     visit_id: str
 
 
+# The agreements every booking checks, listed once rather than on every attempt.
+_DOCUMENT_IDS = [doc.id for doc in CONSENT_DOCUMENTS.values()]
+_DOCUMENT_VERSIONS = [doc.version for doc in CONSENT_DOCUMENTS.values()]
+
+
 def _attempt_args(settings: Settings, slot_id: str, visit_id: str) -> tuple[Any, ...]:
     """The values of `_ATTEMPT_PARAMS`: the slot, the hold (visit and expiry), the no-show rule, how many free slots a
     loser is offered, the agreements (ids, versions) a patient must have accepted, and the registered 诊疗科目 a
     department must practise under to be offered."""
-    documents = list(CONSENT_DOCUMENTS.values())
     return (
         slot_id,
         visit_id,
@@ -205,8 +210,8 @@ def _attempt_args(settings: Settings, slot_id: str, visit_id: str) -> tuple[Any,
         settings.no_show_window_days,
         settings.no_show_limit,
         NEXT_FREE_LIMIT,
-        [doc.id for doc in documents],
-        [doc.version for doc in documents],
+        _DOCUMENT_IDS,
+        _DOCUMENT_VERSIONS,
         list(settings.registered_subjects),
     )
 
