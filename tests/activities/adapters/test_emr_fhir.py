@@ -280,14 +280,14 @@ async def test_malformed_encounter_page_names_the_problem(emr: FhirEmr, data: Em
 
 
 async def test_server_errors_and_slow_answers_are_adapter_errors(data: EmrTestData, settings: Settings) -> None:
-    emr = FhirEmr(NO_DB, settings, data.config(timeout_s=0.3))
+    emr = FhirEmr(NO_DB, settings, data.config(timeout_s=1.0))
     number = idcard.random_valid()
     await data.add_patient(id_card_no=number, name="扁鹊")
     for status in (500, 503, 429):
         data.peer.fail_next(status=status)
         with pytest.raises(AdapterError, match=f"HTTP {status}"):
             await emr.find_patient(id_card_no=number, name="扁鹊")
-    data.peer.delay_next(seconds=1.0)
+    data.peer.delay_next(seconds=2.0)
     with pytest.raises(AdapterError, match="no answer within"):
         await emr.find_patient(id_card_no=number, name="扁鹊")
     assert await emr.find_patient(id_card_no=number, name="扁鹊") is not None  # the peer is well again

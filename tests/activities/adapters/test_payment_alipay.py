@@ -500,9 +500,9 @@ async def test_gateway_failures_are_retryable(adapter: AlipayChannel, simulator:
 
 
 async def test_a_slow_gateway_times_out_retryably(alipay_settings: Settings, simulator: AlipaySimulator) -> None:
-    async with httpx.AsyncClient(timeout=0.3) as impatient:
+    async with httpx.AsyncClient(timeout=1.0) as impatient:
         adapter = AlipayChannel(None, alipay_settings, client=impatient)
-        simulator.delay_next(seconds=1.0)
+        simulator.delay_next(seconds=2.0)
         with pytest.raises(AdapterError, match="timed out"):
             await new_order(adapter)
 

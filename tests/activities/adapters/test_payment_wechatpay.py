@@ -472,10 +472,10 @@ async def test_server_errors_and_rate_limits_are_retryable(
 async def test_refund_that_timed_out_is_performed_once_on_retry(
     channel: Channel, simulator: WechatPaySimulator
 ) -> None:
-    adapter = channel(client=httpx.AsyncClient(timeout=0.3))
+    adapter = channel(client=httpx.AsyncClient(timeout=1.0))
     out_trade_no = await _paid(adapter, simulator, 1_000)
     number = _number("rf")
-    simulator.delay_next(seconds=1.0, after=1)  # the order query goes through, the refund itself is slow
+    simulator.delay_next(seconds=2.0, after=1)  # the order query goes through, the refund itself is slow
     with pytest.raises(AdapterError, match="Timeout"):
         await _refund(adapter, out_trade_no, 600, out_refund_no=number)
     retried = await _refund(adapter, out_trade_no, 600, out_refund_no=number)
