@@ -199,6 +199,11 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "机构核验通过，已恢复诊疗服务",
         "机构 {name}（编号 {code}）经监管平台重新核验确认有效，已恢复本院互联网诊疗服务。",
     ),
+    "supervision_rejected": (
+        "监管数据上传有记录被拒绝",
+        "{day} 的{kind}已上传：监管平台接收 {accepted} 条，拒绝 {rejected} 条。请在监管数据上传记录中查看拒绝原因，"
+        "更正后重新上传该日数据。",
+    ),
     "reconciliation_balanced": (
         "对账平衡",
         "{channel} {date} 对账平衡：{matched} 笔收款、退款双方一致。渠道收款 {channel_paid} 元、退款 {channel_refunded} 元；"

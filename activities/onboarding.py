@@ -147,6 +147,7 @@ class OnboardingActivities:
                         name=row.name,
                         title=row.title or "医师",
                         department_id=row.department_id,
+                        licence_no=row.licence_no,
                         # The HIS's code for the doctor is the hospital's to set (admin doctor management).
                         his_code=row.id[:32],
                     )

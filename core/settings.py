@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     # Approved institutions are looked up on the supervision platform again this often (8.5.4.4), so a revoked or
     # expired licence suspends them without waiting for an admin.
     institution_reverify_every_s: int = Field(default=24 * 3600, gt=0)
+    # Online revisits and prescriptions that changed are uploaded to the supervision platform this often (8.6.6).
+    supervision_upload_every_s: int = Field(default=3600, gt=0)
     # Optional systems, off when empty: a liveness and face-match provider checked during patients' real-name
     # verification (8.5.1.4; patients then send its token with their identity), and a consortium chain the evidence
     # ledger's signed tree heads are anchored on.

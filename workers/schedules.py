@@ -37,6 +37,8 @@ from workflows.institution import REVERIFY_SCHEDULE_ID, reverification_schedule
 from workflows.ledger import SCHEDULE_ID as LEDGER_SCHEDULE_ID
 from workflows.ledger import tree_head_schedule
 from workflows.reconciliation import CHANNEL_NAMES, DailyReconciliationWorkflow, daily_schedule_id
+from workflows.supervision import SCHEDULE_ID as SUPERVISION_SCHEDULE_ID
+from workflows.supervision import supervision_schedule
 
 log = structlog.get_logger()
 
@@ -66,7 +68,7 @@ def daily_reconciliation(target: Target, task_queue: str, campus_name: str | Non
 
 def platform_schedules(settings: Settings) -> dict[str, Schedule]:
     """Every schedule by id: each channel's daily reconciliation, the evidence ledger's tree heads, the pharmacist
-    duty check, the security housekeeping and the institutions' re-verification."""
+    duty check, the security housekeeping, the institutions' re-verification and the supervision data upload."""
     schedules = {
         daily_schedule_id(*target): daily_reconciliation(
             target, settings.task_queue, settings.campuses[target.campus].name if target.campus else None
@@ -86,6 +88,9 @@ def platform_schedules(settings: Settings) -> dict[str, Schedule]:
     schedules[HOUSEKEEPING_SCHEDULE_ID] = housekeeping_schedule(settings.task_queue, chores)
     schedules[REVERIFY_SCHEDULE_ID] = reverification_schedule(
         settings.task_queue, timedelta(seconds=settings.institution_reverify_every_s)
+    )
+    schedules[SUPERVISION_SCHEDULE_ID] = supervision_schedule(
+        settings.task_queue, timedelta(seconds=settings.supervision_upload_every_s)
     )
     return schedules
 

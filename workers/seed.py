@@ -84,6 +84,11 @@ class DemoDoctor:
     def user_id(self) -> str:
         return f"u-{self.username}"
 
+    @property
+    def licence_no(self) -> str:
+        """A made-up 医师执业证书编码 (15 digits), one per demo doctor."""
+        return f"1101100000{self.his_code[1:]:0>5}"
+
 
 DEPARTMENTS: tuple[DemoDepartment, ...] = (
     DemoDepartment(
@@ -416,6 +421,7 @@ async def seed_demo(
                     specialties=doctor.specialties,
                     introduction=f"{doctor.title}，擅长{doctor.specialties}。",
                     his_code=doctor.his_code,
+                    licence_no=doctor.licence_no,
                     service_fees=SERVICE_FEES_BY_TITLE[doctor.title],
                 )
                 for doctor in DOCTORS

@@ -46,6 +46,7 @@ from activities.revisit import RevisitActivities
 from activities.rules.engine import default_engine
 from activities.schedule_changes import ScheduleChangeActivities
 from activities.signatures import Signatures
+from activities.supervision import SupervisionActivities
 from activities.visits import VisitActivities
 from core.crypto.sm import FieldCipher
 from core.db import make_engine, make_sessionmaker
@@ -76,12 +77,14 @@ from workflows.refill import RefillReminderWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.revisit import RevisitCheckWorkflow
 from workflows.schedule_change import ScheduleChangeWorkflow
+from workflows.supervision import DailySupervisionUploadWorkflow, SupervisionUploadWorkflow
 from workflows.visit import VisitWorkflow
 
 WORKFLOWS: Sequence[type] = (
     AdverseReactionWorkflow,
     BillWorkflow,
     DailyReconciliationWorkflow,
+    DailySupervisionUploadWorkflow,
     ExamOrderWorkflow,
     FulfilmentWorkflow,
     GatewayAlertWorkflow,
@@ -99,6 +102,7 @@ WORKFLOWS: Sequence[type] = (
     RevisitCheckWorkflow,
     ScheduleChangeWorkflow,
     SecurityHousekeepingWorkflow,
+    SupervisionUploadWorkflow,
     VisitWorkflow,
 )
 
@@ -145,6 +149,7 @@ def build_activities(
     identity = IdentityActivities(sessions, cipher, adapters.realname, adapters.liveness)
     onboarding = OnboardingActivities(sessions, cipher, adapters.practitioner, ledger)
     institutions = InstitutionActivities(sessions, adapters.supervision)
+    supervision = SupervisionActivities(sessions, cipher, adapters.supervision)
     housekeeping = HousekeepingActivities(sessions)
     notices = NoticeActivities(
         sessions,
@@ -256,6 +261,7 @@ def build_activities(
             institutions.registration_status,
             institutions.verify_institution,
             institutions.reverify_institution,
+            supervision.upload_batch,
             notices.send_notice,
             reconciliation.download_statement,
             reconciliation.check_insurance,

@@ -35,6 +35,7 @@ from models.tables.security import (
     UserPermission,
 )
 from models.tables.staff import StaffApplication, StaffDocument
+from models.tables.supervision import SupervisionRecordState
 
 __all__ = [
     "AccessToken",
@@ -104,6 +105,7 @@ __all__ = [
     "Slot",
     "StaffApplication",
     "StaffDocument",
+    "SupervisionRecordState",
     "User",
     "UserPermission",
     "Visit",

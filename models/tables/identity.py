@@ -93,6 +93,8 @@ class Doctor(SQLModel, table=True):
     specialties: str = ""
     introduction: str = ""
     his_code: str = Field(max_length=32)
+    # 医师执业证书编码, from the approved application; the supervision platform identifies the doctor by it.
+    licence_no: str | None = Field(default=None, max_length=32)
     photo_url: str | None = None
     # Fee per service type offered, in fen: {"text": 2000, "phone": 3000, "video": 5000} (图文/电话/视频).
     service_fees: dict[str, int] = Json()

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import col
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -53,9 +53,9 @@ from models.common import HOSPITAL_TZ, Role
 from models.insurance import CertType, InsuranceCredential, PaymentSplit
 from models.invoice import InvoiceStatus, InvoiceTask
 from models.reconciliation import INSURANCE_CHANNEL
-from models.tables import Bill, Doctor, InsuranceSettlement, Patient, Refund
+from models.tables import Bill, Doctor, InsuranceSettlement, Refund
 from models.tables import InsuranceCredential as InsuranceCredentialRow
-from tests.api.consult_helpers import make_consult_visit
+from tests.api.consult_helpers import give_identity, make_consult_visit
 from tests.api.helpers import make_user
 
 
@@ -428,17 +428,7 @@ async def test_a_paid_bill_gets_one_receipt_reversed_after_a_full_refund_in_eith
 async def mobile_bill(sessions, cipher, *, amount_fen: int, use_account: bool = True):  # type: ignore[no-untyped-def]
     """A registration bill the patient (with a verified identity) chose to pay by 医保移动支付; nothing authorized."""
     visit = await make_consult_visit(sessions, stage="waiting_doctor")
-    id_no = idcard.random_valid()
-    async with sessions() as session, session.begin():
-        await session.execute(
-            update(Patient)
-            .where(col(Patient.id) == visit.patient_id)
-            .values(
-                name_enc=cipher.encrypt("name", "王五"),
-                id_card_enc=cipher.encrypt("id_card", id_no),
-                id_card_index=cipher.blind_index("id_card", id_no),
-            )
-        )
+    id_no = await give_identity(sessions, cipher, visit.patient_id, "王五")
     request = registration_request(visit, amount_fen)
     await present_insurance(
         sessions, cipher, visit.patient_id, request.bill_id, InsuranceIn(mobile=True, use_account=use_account)

@@ -164,11 +164,12 @@ async def test_approval_creates_the_doctor_and_ends_the_applicant_sessions(sessi
     assert stored is not None and stored.status == "approved" and stored.decided_by == "u-admin"
     assert stored.checks == [check.model_dump() for check in checks]
     assert doctor is not None
-    assert (doctor.user_id, doctor.name, doctor.title, doctor.department_id) == (
+    assert (doctor.user_id, doctor.name, doctor.title, doctor.department_id, doctor.licence_no) == (
         row.user_id,
         "李时珍",
         "主治医师",
         row.department_id,
+        row.licence_no,
     )
     assert ended is not None and ended.revoked_at is not None
 

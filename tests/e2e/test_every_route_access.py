@@ -168,6 +168,7 @@ BODIES: dict[str, Any] = {
     },
     "POST /api/v1/admin/departments": {"id": "dept-walker", "name": "x", "subject_code": "50"},
     "PATCH /api/v1/admin/departments/{department_id}": {"name": "x"},
+    "POST /api/v1/admin/supervision/uploads": {"day": "2026-11-01"},
     "PUT /api/v1/admin/institutions/{institution_id}": {
         "code": "PDY0001",
         "name": "走查医院",

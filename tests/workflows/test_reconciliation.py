@@ -39,6 +39,7 @@ from workflows.reconciliation import (
     daily_schedule_id,
     reconciliation_workflow_id,
 )
+from workflows.supervision import SCHEDULE_ID as SUPERVISION_SCHEDULE_ID
 
 DAY = date(2026, 11, 25)
 
@@ -320,6 +321,7 @@ async def test_schedules_are_applied_idempotently_and_stay_paused(client: Client
         DUTY_SCHEDULE_ID,
         HOUSEKEEPING_SCHEDULE_ID,
         REVERIFY_SCHEDULE_ID,
+        SUPERVISION_SCHEDULE_ID,
     ]
     try:
         handle = client.get_schedule_handle(ids[0])

@@ -18,6 +18,7 @@ import pytest
 from activities.adapters.errors import AdapterRefusal
 from activities.adapters.supervision import SupervisionPlatform
 from models.institution import InstitutionFiling, RegistrationState
+from models.supervision import SupervisionKind, SupervisionRecord
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -29,6 +30,10 @@ class SupervisionSimulator(Protocol):
 
     async def refused(self) -> InstitutionFiling:
         """A well-formed filing the platform's reviewers reject."""
+        ...
+
+    async def records(self, kind: SupervisionKind) -> tuple[list[SupervisionRecord], SupervisionRecord]:
+        """Records of `kind` (fresh ids) the platform accepts, and one it rejects."""
         ...
 
 
@@ -79,4 +84,31 @@ class SupervisionContract:
         for bad in (filing.model_copy(update={"access_ips": ["not-an-ip"]}), filing.model_copy(update={"code": "?"})):
             with pytest.raises(AdapterRefusal) as refusal:
                 await adapter.register_institution(idempotency_key=_key(), filing=bad)
+            assert _CJK.search(refusal.value.message)
+
+    @pytest.mark.parametrize("kind", list(SupervisionKind))
+    async def test_each_record_is_answered_on_its_own(
+        self, adapter: SupervisionPlatform, simulator: SupervisionSimulator, kind: SupervisionKind
+    ) -> None:
+        good, bad = await simulator.records(kind)
+        key = _key()
+        receipt = await adapter.upload_records(idempotency_key=key, kind=kind, records=[*good, bad])
+        assert await adapter.upload_records(idempotency_key=key, kind=kind, records=[*good, bad]) == receipt
+        answers = {outcome.record_id: outcome for outcome in receipt.outcomes}
+        assert set(answers) == {record.record_id for record in [*good, bad]}
+        assert all(answers[record.record_id].accepted for record in good)
+        rejected = answers[bad.record_id]
+        assert not rejected.accepted and rejected.code and rejected.reason and _CJK.search(rejected.reason)
+        # Sent again once put right, under the same id, the record replaces the rejected one.
+        fixed = good[0].model_copy(update={"record_id": bad.record_id})
+        [again] = (await adapter.upload_records(idempotency_key=_key(), kind=kind, records=[fixed])).outcomes
+        assert again.accepted
+
+    async def test_an_upload_it_cannot_take_is_refused(
+        self, adapter: SupervisionPlatform, simulator: SupervisionSimulator
+    ) -> None:
+        revisits, _ = await simulator.records(SupervisionKind.REVISIT)
+        for kind, records in ((SupervisionKind.REVISIT, []), (SupervisionKind.PRESCRIPTION, revisits)):
+            with pytest.raises(AdapterRefusal) as refusal:
+                await adapter.upload_records(idempotency_key=_key(), kind=kind, records=records)
             assert _CJK.search(refusal.value.message)
