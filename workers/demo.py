@@ -1,4 +1,5 @@
-"""`make demo`: one complete follow-up journey and two unhappy paths, over HTTP against the running dev stack.
+"""`make demo`: one complete follow-up journey (reported to the supervision platform), two unhappy paths and a 医保
+visit, over HTTP against the running dev stack.
 
 Prints a timeline of every step and the flow ids to look up in the Temporal UI; exits 0 only if every step happened.
 """
@@ -25,6 +26,7 @@ _ACTORS = {
     "courier": "物流",
     "insurance": "医保",
     "system": "系统",
+    "demo-admin": "管理员",
 }
 
 
@@ -62,6 +64,7 @@ async def run(api: str, ui: str | None, namespace: str) -> int:
         happy, aborted, unpaid, insured = (journey for _, journey in journeys)
         try:
             await happy.happy_path(identity, doctor_id, disease)
+            await happy.report_to_supervision()
             await aborted.doctor_aborts(doctor_id, disease)
             await insured.insured_visit_refunded(doctor_id, disease)
             print("（等待挂号费支付时限到期……）", file=sys.stderr)

@@ -323,6 +323,41 @@ class Journey:
         )
         self.log(self.patient, "凭提货码签收", f"处方状态 {done['state']['stage']}")
 
+    # --- supervision ---
+
+    async def report_to_supervision(self) -> dict[str, dict[str, Any]]:
+        """An admin uploads today's records to the supervision platform (8.6.6) and waits for both uploads to end;
+        the platform's answers for this journey's visit and prescription, by record id."""
+        day = datetime.now(SHANGHAI).date().isoformat()
+        # The hourly Schedule may be uploading the day right now: ask again once that run ended.
+        await self.until(
+            "监管数据上传开始",
+            lambda: self.call("POST", "/admin/supervision/uploads", self.admin, expected=(202, 409), json={"day": day}),
+            lambda answer: "workflow_ids" in answer,
+        )
+        runs = await self.until(
+            "监管数据上传完成",
+            lambda: self.call("GET", "/admin/supervision/uploads", self.admin, params={"day": day}),
+            lambda runs: all(run["status"] == "completed" for run in runs),
+        )
+        answers = {}
+        for record_id in (self.ids["visit"].removeprefix("visit-"), self.ids["prescription"].removeprefix("rx-")):
+            page = await self.call("GET", "/admin/supervision/records", self.admin, params={"record_id": record_id})
+            answers.update({item["record_id"]: item for item in page["items"]})
+        for kind, name in (("revisit", "在线复诊记录"), ("prescription", "电子处方及流转信息")):
+            mine = [a for a in answers.values() if a["kind"] == kind]
+            if not mine:
+                raise JourneyError(f"the {kind} record was not uploaded")
+            totals = next(run["totals"] for run in runs if run["kind"] == kind)
+            verdict = "已接收" if mine[0]["status"] == "accepted" else f"被拒绝：{mine[0]['reason']}"
+            self.log(
+                self.admin,
+                f"上传监管平台：{name}",
+                f"本次记录{verdict}（受理号 {mine[0]['platform_ref']}）；当日共检查 {totals['examined']} 条，"
+                f"新接收 {totals['accepted']}、拒绝 {totals['rejected']}、未变化 {totals['unchanged']}",
+            )
+        return answers
+
     async def happy_path(self, identity: dict[str, str], doctor_id: str, disease_code: str, slot_skip: int = 0) -> None:
         await self.register_patient(identity, disease_code)
         visit = await self.book(await self.free_slot(doctor_id, disease_code, slot_skip))

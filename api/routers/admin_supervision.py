@@ -16,7 +16,7 @@ from api.errors import Problem, problem_responses
 from api.idempotency import idempotent
 from api.permissions import require_permission
 from api.schemas.common import Limit, Offset, Page
-from api.schemas.supervision import SupervisionDayOut, SupervisionRecordOut, UploadIn, UploadOut
+from api.schemas.supervision import SupervisionDayOut, SupervisionRecordOut, UploadIn, UploadOut, UploadRunOut
 from api.services import supervision
 from api.services.audit import audit
 from models.common import HOSPITAL_TZ
@@ -70,6 +70,19 @@ async def list_records(
     """Rejected records first, each with the platform's reason; then the accepted ones."""
     total, items = await supervision.records(session, day, kind, status, record_id, limit, offset)
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/uploads",
+    response_model=list[UploadRunOut],
+    responses=problem_responses(401, 403, 422),
+    summary="监管数据上传：某日上传进度",
+)
+async def list_runs(
+    actor: ManagerDep, ctx: ContextDep, day: Annotated[date, Query(description="日期（北京时间）")]
+) -> list[UploadRunOut]:
+    """Each kind's latest upload of the day: whether it runs, ended or never ran, and what it counted."""
+    return await supervision.runs(ctx.temporal, day)
 
 
 @router.post(

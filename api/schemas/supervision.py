@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.supervision import SupervisionKind
+from models.supervision import SupervisionKind, UploadTotals
 
 
 class SupervisionRecordOut(BaseModel):
@@ -47,3 +47,15 @@ class UploadIn(BaseModel):
 class UploadOut(BaseModel):
     day: date
     workflow_ids: list[str]
+
+
+class UploadRunOut(BaseModel):
+    """The latest upload of one kind for one day: `none` when the day was never uploaded; `totals` once it
+    completed."""
+
+    kind: SupervisionKind
+    workflow_id: str
+    status: str = Field(description="none、running、completed、failed、terminated、cancelled 或 timed_out")
+    totals: UploadTotals | None = None
+    started_at: datetime | None = None
+    closed_at: datetime | None = None

@@ -7,14 +7,15 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import case, col
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Problem
-from api.schemas.supervision import SupervisionDayOut, SupervisionRecordOut, UploadIn, UploadOut
+from api.schemas.supervision import SupervisionDayOut, SupervisionRecordOut, UploadIn, UploadOut, UploadRunOut
 from models.common import HOSPITAL_TZ
-from models.supervision import SupervisionKind, SupervisionUploadInput
+from models.supervision import SupervisionKind, SupervisionUploadInput, SupervisionUploadResult, UploadTotals
 from models.tables import SupervisionRecordState
 from workflows.supervision import SupervisionUploadWorkflow, supervision_workflow_id
 
@@ -96,3 +97,36 @@ async def upload(temporal: Client, task_queue: str, body: UploadIn, requested_by
             started=started,
         )
     return UploadOut(day=body.day, workflow_ids=started)
+
+
+async def runs(temporal: Client, day: date) -> list[UploadRunOut]:
+    """Each kind's latest upload of the day, as Temporal has it."""
+    answers = []
+    for kind in SupervisionKind:
+        workflow_id = supervision_workflow_id(kind, day)
+        handle = temporal.get_workflow_handle_for(SupervisionUploadWorkflow.run, workflow_id)
+        try:
+            described = await handle.describe()
+        except RPCError as failure:
+            if failure.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            answers.append(UploadRunOut(kind=kind, workflow_id=workflow_id, status="none"))
+            continue
+        totals: UploadTotals | None = None
+        # A running upload's counts so far are its `progress` query in the Temporal UI: a query needs a worker, and
+        # this answer should not wait for one.
+        if described.status is WorkflowExecutionStatus.COMPLETED:
+            result: SupervisionUploadResult = await handle.result()
+            totals = result.totals
+        status = described.status.name.lower() if described.status is not None else "running"
+        answers.append(
+            UploadRunOut(
+                kind=kind,
+                workflow_id=workflow_id,
+                status=status,
+                totals=totals,
+                started_at=described.start_time,
+                closed_at=described.close_time,
+            )
+        )
+    return answers

@@ -53,6 +53,7 @@ async def test_only_institution_managers(api: httpx.AsyncClient, sessions) -> No
         user, _ = await make_user(sessions, role)
         headers = await login(api, user)
         for answer in (
+            await api.get(f"{URL}/uploads", params={"day": today}, headers=headers),
             await api.get(f"{URL}/days", headers=headers),
             await api.get(f"{URL}/records", headers=headers),
             await api.post(f"{URL}/uploads", json={"day": today}, headers=headers),
@@ -116,12 +117,20 @@ async def test_a_days_upload_started_by_hand(api: httpx.AsyncClient, sessions, c
     day = date(2001, 1, 1) + timedelta(days=random.randrange(7000))
     ids = [supervision_workflow_id("revisit", day), supervision_workflow_id("prescription", day)]
     keyed = admin | {"Idempotency-Key": f"supervise-{uuid.uuid4()}"}
+
+    async def runs() -> list[tuple[str, str, str]]:
+        answer = await api.get(f"{URL}/uploads", params={"day": day.isoformat()}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        return [(run["kind"], run["workflow_id"], run["status"]) for run in answer.json()]
+
+    assert await runs() == [("revisit", ids[0], "none"), ("prescription", ids[1], "none")]
     try:
         started = await api.post(f"{URL}/uploads", json={"day": day.isoformat(), "resend": True}, headers=keyed)
         assert started.status_code == 202, started.text
         assert started.json() == {"day": day.isoformat(), "workflow_ids": ids}
         described = await client.get_workflow_handle(ids[0]).describe()
         assert described.workflow_type == "SupervisionUpload"
+        assert await runs() == [("revisit", ids[0], "running"), ("prescription", ids[1], "running")]
         # A retried request is the same one; asking again while the day is being uploaded is refused.
         assert (
             await api.post(f"{URL}/uploads", json={"day": day.isoformat(), "resend": True}, headers=keyed)
@@ -131,6 +140,7 @@ async def test_a_days_upload_started_by_hand(api: httpx.AsyncClient, sessions, c
     finally:
         for workflow_id in ids:
             await client.get_workflow_handle(workflow_id).terminate("test over")
+    assert await runs() == [("revisit", ids[0], "terminated"), ("prescription", ids[1], "terminated")]
     # Once the runs ended, the day can be uploaded again.
     again = await api.post(f"{URL}/uploads", json={"day": day.isoformat(), "kinds": ["revisit"]}, headers=admin)
     assert again.status_code == 202 and again.json()["workflow_ids"] == ids[:1]
