@@ -199,6 +199,31 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "机构核验通过，已恢复诊疗服务",
         "机构 {name}（编号 {code}）经监管平台重新核验确认有效，已恢复本院互联网诊疗服务。",
     ),
+    "evaluation_low": (
+        "收到差评，请及时处理",
+        "患者对就诊 {visit_id}（{doctor}）的评价为医生 {doctor_rating} 星、科室 {department_rating} 星、医院 {hospital_rating} 星："
+        "{comment}。请在服务评价管理中跟进处理。",
+    ),
+    "evaluation_reminder": (
+        "差评待处理提醒",
+        "就诊 {visit_id}（{doctor}）的差评尚未处理，请在服务评价管理中跟进并记录处理情况。",
+    ),
+    "complaint_received": (
+        "收到患者投诉",
+        "投诉 {complaint_id}（{category}，关于{subject}）：{text}。请在 {due} 前处理并答复患者。",
+    ),
+    "complaint_reminder": (
+        "投诉待处理提醒",
+        "投诉 {complaint_id} 尚未答复，答复时限为 {due}，请尽快处理。",
+    ),
+    "complaint_overdue": (
+        "投诉已超过答复时限",
+        "投诉 {complaint_id} 已超过答复时限（{due}）仍未答复，现提交督办，请尽快处理。",
+    ),
+    "complaint_answered": (
+        "您的投诉已处理",
+        "您关于{subject}的投诉（{complaint_id}）已处理：{response}",
+    ),
     "supervision_rejected": (
         "监管数据上传有记录被拒绝",
         "{day} 的{kind}已上传：监管平台接收 {accepted} 条，拒绝 {rejected} 条。请在监管数据上传记录中查看拒绝原因，"

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     refill_reminder_lead_s: int = Field(default=2 * 24 * 3600, ge=0)
     # An adverse reaction report no pharmacist has answered within this is escalated to the admins.
     adverse_reaction_response_sla_s: int = Field(default=2 * 3600, gt=0)
+    # A patient's complaint (8.6.7 e) is due for an answer within `complaint_answer_within_s`; until then the admins
+    # are reminded every `complaint_remind_every_s`. Past it the complaint is escalated to every admin and waits on.
+    complaint_answer_within_s: int = Field(default=3 * 24 * 3600, gt=0)
+    complaint_remind_every_s: int = Field(default=24 * 3600, gt=0)
     # 8.3.1.1: business hours (Beijing time, on these ISO weekdays, 1 = Monday) need a pharmacist signed in for duty.
     # The duty check runs every `pharmacist_duty_check_every_s` and alerts the admins once per gap that has lasted
     # `pharmacist_duty_grace_s` (a short hand-over between pharmacists raises none).
@@ -172,6 +176,12 @@ class Settings(BaseSettings):
     institution_reverify_every_s: int = Field(default=24 * 3600, gt=0)
     # Online revisits and prescriptions that changed are uploaded to the supervision platform this often (8.6.6).
     supervision_upload_every_s: int = Field(default=3600, gt=0)
+    # Evaluations (8.6.7): how long after a visit ended its patient may evaluate it, whether a new evaluation is shown
+    # publicly at once (else only once an admin publishes it), and how often a low rating not yet followed up is
+    # brought up again to the staff who handle feedback.
+    evaluation_window_days: int = Field(default=30, gt=0)
+    evaluation_public_by_default: bool = True
+    evaluation_remind_every_s: int = Field(default=24 * 3600, gt=0)
     # Optional systems, off when empty: a liveness and face-match provider checked during patients' real-name
     # verification (8.5.1.4; patients then send its token with their identity), and a consortium chain the evidence
     # ledger's signed tree heads are anchored on.

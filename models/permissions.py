@@ -28,6 +28,8 @@ class Permission(StrEnum):
     ACCOUNT_MANAGE = "account.manage"
     STAFF_REVIEW = "staff.review"
     INSTITUTION_MANAGE = "institution.manage"
+    FEEDBACK_MANAGE = "feedback.manage"
+    STATISTICS_READ = "statistics.read"
 
 
 PERMISSION_NAMES: dict[Permission, str] = {
@@ -47,6 +49,8 @@ PERMISSION_NAMES: dict[Permission, str] = {
     Permission.ACCOUNT_MANAGE: "管理账号（解锁等）",
     Permission.STAFF_REVIEW: "审核医生、药师注册与资质",
     Permission.INSTITUTION_MANAGE: "医疗机构监管平台登记",
+    Permission.FEEDBACK_MANAGE: "处理服务评价与投诉",
+    Permission.STATISTICS_READ: "查看统计分析",
 }
 
 
@@ -87,6 +91,8 @@ ROLE_DEFAULTS: dict[Role, frozenset[Permission]] = {
             Permission.ACCOUNT_MANAGE,
             Permission.STAFF_REVIEW,
             Permission.INSTITUTION_MANAGE,
+            Permission.FEEDBACK_MANAGE,
+            Permission.STATISTICS_READ,
             # Operators look at reconciliation too (e.g. a statement that could not be downloaded).
             Permission.RECONCILIATION_READ,
         }

@@ -323,6 +323,20 @@ class Journey:
         )
         self.log(self.patient, "凭提货码签收", f"处方状态 {done['state']['stage']}")
 
+    # --- after the visit ---
+
+    async def evaluate(self, ratings: dict[str, Any]) -> dict[str, Any]:
+        """The patient rates this journey's visit (8.6.7)."""
+        visit_id = self.ids["visit"].removeprefix("visit-")
+        created = await self.call("POST", f"/visits/{visit_id}/evaluation", self.patient, expected=201, json=ratings)
+        stars = f"医生 {ratings['doctor_rating']} 星、科室 {ratings['department_rating']} 星、医院 {ratings['hospital_rating']} 星"
+        self.log(
+            self.patient,
+            "评价本次复诊",
+            f"{stars}；{'差评，已提醒管理员跟进' if created['handling'] == 'pending' else '公开显示'}",
+        )
+        return created
+
     # --- supervision ---
 
     async def report_to_supervision(self) -> dict[str, dict[str, Any]]:

@@ -24,8 +24,10 @@ import workflows
 from activities.adapters.registry import Adapters, load_adapters
 from activities.aftercare import AftercareActivities
 from activities.billing import BillingActivities
+from activities.complaints import ComplaintActivities
 from activities.consultations import ConsultationActivities
 from activities.duty import DutyActivities
+from activities.evaluations import EvaluationActivities
 from activities.exams import ExamActivities
 from activities.fulfilment import FulfilmentActivities
 from activities.housekeeping import HousekeepingActivities
@@ -61,7 +63,9 @@ from workers.interceptors import LogContextInterceptor
 from workers.schedules import apply_schedules
 from workflows.adverse_reaction import AdverseReactionWorkflow
 from workflows.bill import BillWorkflow
+from workflows.complaint import ComplaintWorkflow
 from workflows.duty import PharmacistDutyCheckWorkflow
+from workflows.evaluation import EvaluationFollowUpWorkflow
 from workflows.exam import ExamOrderWorkflow
 from workflows.fulfilment import FulfilmentWorkflow
 from workflows.gateway_alert import GatewayAlertWorkflow
@@ -83,8 +87,10 @@ from workflows.visit import VisitWorkflow
 WORKFLOWS: Sequence[type] = (
     AdverseReactionWorkflow,
     BillWorkflow,
+    ComplaintWorkflow,
     DailyReconciliationWorkflow,
     DailySupervisionUploadWorkflow,
+    EvaluationFollowUpWorkflow,
     ExamOrderWorkflow,
     FulfilmentWorkflow,
     GatewayAlertWorkflow,
@@ -125,7 +131,9 @@ def build_activities(
     insurance_pay = InsurancePayActivities(sessions, cipher, adapters.insurance)
     invoices = InvoiceActivities(sessions, cipher, adapters.invoice)
     refund_requests = RefundRequestActivities(sessions)
+    complaints = ComplaintActivities(sessions)
     exams = ExamActivities(sessions)
+    evaluations = EvaluationActivities(sessions)
     visits = VisitActivities(sessions, cipher, adapters.his)
     ledger = EvidenceLedger(sessions)
     evidence = LedgerActivities(ledger, load_signing_key(settings), adapters.tsa, adapters.ledger_anchor, sessions)
@@ -182,6 +190,9 @@ def build_activities(
             insurance_pay.insurance_path,
             refund_requests.dispatch_status,
             refund_requests.withdraw_fulfilment,
+            complaints.record_escalation,
+            complaints.record_response,
+            evaluations.record_handling,
             exams.record_exam_order,
             exams.book_exam_day,
             exams.release_exam_days,

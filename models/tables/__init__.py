@@ -13,6 +13,7 @@ from models.tables.consult import ConsultCall, ConsultMedia, ConsultMessage, Con
 from models.tables.consultation import VisitConsultant
 from models.tables.duty import PharmacistDuty
 from models.tables.exams import ExamCapacity, ExamCatalogueEntry, ExamItem, ExamOrder
+from models.tables.feedback import Complaint, Evaluation
 from models.tables.fulfilment import Fulfilment
 from models.tables.guardian import VisitGuardian
 from models.tables.identity import AccessToken, Consent, Doctor, LivenessCheck, Patient, Pharmacist, User
@@ -45,6 +46,7 @@ __all__ = [
     "BookingBlock",
     "ChannelStatement",
     "ChannelStatementLine",
+    "Complaint",
     "Consent",
     "ConsultCall",
     "ConsultMedia",
@@ -53,6 +55,7 @@ __all__ = [
     "Department",
     "Disease",
     "Doctor",
+    "Evaluation",
     "ExamCapacity",
     "ExamCatalogueEntry",
     "ExamItem",

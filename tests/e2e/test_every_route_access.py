@@ -41,6 +41,7 @@ NOT_WALKED: set[str] = {
     "PUT /api/v1/me/identity",  # the caller's own real-name data
     "GET /api/v1/me/booking-block",  # the caller's own booking block
     "GET /api/v1/me/notifications",  # the caller's own inbox (checked by the list test)
+    "GET /api/v1/me/complaints",  # the caller's own complaints (checked by the list test)
     "GET /api/v1/consent-documents",  # public catalogue: the texts everyone signs
     "GET /api/v1/departments",  # public catalogue
     "GET /api/v1/departments/{department_id}/doctors",  # public catalogue
@@ -58,6 +59,8 @@ NOT_WALKED: set[str] = {
     "GET /api/v1/visits",  # the caller's own list (checked by the list test)
     "GET /api/v1/records",  # the caller's own list (checked by the list test)
     "GET /api/v1/prescriptions",  # the caller's own list (checked by the list test)
+    "GET /api/v1/me/evaluations",  # the caller's own evaluations (or a doctor's of their visits)
+    "GET /api/v1/doctors/{doctor_id}/evaluations",  # public: public evaluations without their authors
     "GET /api/v1/bills",  # the caller's own list (checked by the list test)
     "GET /api/v1/exams",  # the caller's own list (checked by the list test)
     "GET /api/v1/exam-catalogue",  # the hospital's exam catalogue: names and prices, no patient data
@@ -136,6 +139,13 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/prescriptions/{prescription_id}/sign-off/unlock": {"reason": "x"},
     "POST /api/v1/prescriptions/{prescription_id}/adverse-reactions": {"severity": "mild", "symptoms": "x"},
     "POST /api/v1/adverse-reactions/{report_id}/response": {"action": "continue", "advice": "x"},
+    "POST /api/v1/complaints": {
+        "subject_type": "visit",
+        "subject_id": "{visit_id}",
+        "category": "service",
+        "text": "x",
+    },
+    "POST /api/v1/admin/complaints/{complaint_id}/response": {"response": "x"},
     "PUT /api/v1/admin/pharmacies/{pharmacy_id}": {"name": "x", "adapter": "sandbox"},
     "PUT /api/v1/admin/users/{user_id}/permissions/{permission}": {"effect": "grant", "reason": "x"},
     "PUT /api/v1/admin/roles/{role}/permissions/{permission}": {"granted": True, "reason": "x"},
@@ -169,6 +179,9 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/admin/departments": {"id": "dept-walker", "name": "x", "subject_code": "50"},
     "PATCH /api/v1/admin/departments/{department_id}": {"name": "x"},
     "POST /api/v1/admin/supervision/uploads": {"day": "2026-11-01"},
+    "POST /api/v1/visits/{visit_id}/evaluation": {"doctor_rating": 1, "department_rating": 1, "hospital_rating": 1},
+    "PUT /api/v1/admin/evaluations/{evaluation_id}/visibility": {"visibility": "hidden", "reason": "x"},
+    "POST /api/v1/admin/evaluations/{evaluation_id}/handling": {"note": "x"},
     "PUT /api/v1/admin/institutions/{institution_id}": {
         "code": "PDY0001",
         "name": "走查医院",
@@ -237,8 +250,16 @@ async def owned(make_stack):
     prescription_id = await journey.consult(visit["visit_id"])
     visited_on = (datetime.now(HOSPITAL_TZ).date() - timedelta(days=30)).isoformat()
     upload = await upload_record(journey, disease, visited_on)
+    rating = {"doctor_rating": 2, "department_rating": 5, "hospital_rating": 5, "comment": "回复稍慢"}
+    evaluation = await journey.call(
+        "POST", f"/visits/{visit['visit_id']}/evaluation", journey.patient, expected=201, json=rating
+    )
     me = await journey.call("GET", "/me", journey.patient)
     inbox = await journey.call("GET", "/me/notifications", journey.patient)
+    complaint = await journey.call(
+        "POST", "/complaints", journey.patient, expected=201,
+        json={"subject_type": "visit", "subject_id": visit["visit_id"], "category": "service", "text": "医生回复很慢。"},
+    )  # fmt: skip
     ids = {
         "visit_id": visit["visit_id"],
         "prescription_id": prescription_id,
@@ -249,6 +270,8 @@ async def owned(make_stack):
         "notification_id": str(inbox["items"][0]["id"]),
         "call_id": "call-unknown",
         "upload_id": upload["upload_id"],
+        "complaint_id": complaint["id"],
+        "evaluation_id": evaluation["id"],
         **journey.extra,
     }
     other = Journey(stack.http, patient="demo-patient2", doctor="demo-doctor2")
@@ -266,6 +289,7 @@ async def _snapshot(journey: Journey, ids: dict[str, str]) -> dict[str, Any]:
         "bill": await journey.call("GET", f"/bills/{ids['bill_id']}", journey.patient),
         "exam": await journey.call("GET", f"/exams/{ids['order_id']}", journey.patient),
         "record": await journey.call("GET", f"/visits/{visit}/record", journey.patient),
+        "evaluation": await journey.call("GET", f"/visits/{visit}/evaluation", journey.patient),
         "messages": [m["id"] for m in messages["items"]],
     }
 
@@ -324,6 +348,7 @@ async def test_another_patient_is_refused_by_every_route(owned) -> None:
         ("/exams", "order_id", "order_id"),
         ("/records", "visit_id", "visit_id"),
         ("/revisit-uploads", "upload_id", "upload_id"),
+        ("/me/complaints", "id", "complaint_id"),
     ):
         answer = await other.http.get(f"/api/v1{listing}", headers=headers)
         assert answer.status_code == 200, listing

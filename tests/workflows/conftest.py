@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 import pytest_asyncio
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
+from core.binaries import find_executable
+from core.settings import Settings
+from core.temporal import data_converter
 from tests.workflows.fakes import FakeWorld
 from workers.worker import build_workers
 
@@ -42,3 +46,19 @@ async def first_scheduled_run(handle: ScheduleHandle) -> str:
             return started.workflow_id
         await asyncio.sleep(0.2)
     raise AssertionError(f"schedule {handle.id} started nothing")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def skipping(settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of the test module's own with time skipping allowed: each flow's clock moves only when the test
+    says (deadlines and reminders days apart)."""
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=find_executable("temporal"),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+        dev_server_log_level="error",
+        dev_server_startup_timeout=None,
+        data_converter=data_converter(settings),
+    )
+    yield env
+    await env.shutdown()

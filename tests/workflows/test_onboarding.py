@@ -5,18 +5,14 @@ escalation without a decision) runs on a time-skipping server, with the days the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
-import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
+from temporalio.testing import WorkflowEnvironment
 
-from core.binaries import find_executable
 from core.settings import Settings
-from core.temporal import data_converter
 from models.notify import Notice
 from models.onboarding import (
     Affiliation,
@@ -172,21 +168,6 @@ async def test_a_review_while_the_checks_run_is_refused(client: Client, uid: str
 # --- the review deadline, on a server whose clock the test moves (time skipping) ---
 
 DAY = timedelta(days=1)
-
-
-@pytest_asyncio.fixture(scope="module")
-async def skipping(settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server of its own with time skipping allowed; each flow's clock moves only when the test says."""
-    env = await WorkflowEnvironment.start_time_skipping_v2(
-        ts_config=TimeSkippingConfig(enabled=False),
-        dev_server_existing_path=find_executable("temporal"),
-        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
-        dev_server_log_level="error",
-        dev_server_startup_timeout=None,
-        data_converter=data_converter(settings),
-    )
-    yield env
-    await env.shutdown()
 
 
 async def admin_notices(world: OnboardingWorld, count: int) -> list[Notice]:
