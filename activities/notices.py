@@ -224,6 +224,14 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "您的投诉已处理",
         "您关于{subject}的投诉（{complaint_id}）已处理：{response}",
     ),
+    "catalog_change_proposed": (
+        "药品目录变更待审核",
+        "药品目录变更 {change_id}：{kind}{herb}（{summary}），请审核后发布。",
+    ),
+    "catalog_change_decided": (
+        "药品目录变更审核结果",
+        "您提交的药品目录变更 {change_id}（{kind}{herb}）{result}。{note}",
+    ),
     "supervision_rejected": (
         "监管数据上传有记录被拒绝",
         "{day} 的{kind}已上传：监管平台接收 {accepted} 条，拒绝 {rejected} 条。请在监管数据上传记录中查看拒绝原因，"

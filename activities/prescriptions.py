@@ -61,19 +61,40 @@ class PrescriptionActivities:
         draft = request.draft
         result = self._engine.check(draft.check_request(identity.id_card_no, date.today()))
         shortages = await self._pharmacy.check_stock(items=draft.items, doses=draft.doses)
-        findings = list(result.findings) + [
-            Finding(
-                code="STOCK_SHORT",
-                severity=Severity.BLOCK,
-                herbs=[short.herb],
-                message=(
-                    f"{short.herb}库存不足：需要{short.needed_g:g}克，现有{short.available_g:g}克，"
-                    f"缺{short.needed_g - short.available_g:g}克"
-                ),
-                source="药房库存",
-            )
-            for short in shortages
-        ]
+        async with self._sessions() as session:
+            disabled = (
+                await session.scalars(
+                    select(col(Herb.name)).where(
+                        col(Herb.name).in_({item.herb for item in draft.items}), col(Herb.active).is_(False)
+                    )
+                )
+            ).all()
+        findings = (
+            list(result.findings)
+            + [
+                Finding(
+                    code="HERB_DISABLED",
+                    severity=Severity.BLOCK,
+                    herbs=[name],
+                    message=f"{name}已在药品目录中禁用，不能开具",
+                    source="药品目录",
+                )
+                for name in sorted(disabled)
+            ]
+            + [
+                Finding(
+                    code="STOCK_SHORT",
+                    severity=Severity.BLOCK,
+                    herbs=[short.herb],
+                    message=(
+                        f"{short.herb}库存不足：需要{short.needed_g:g}克，现有{short.available_g:g}克，"
+                        f"缺{short.needed_g - short.available_g:g}克"
+                    ),
+                    source="药房库存",
+                )
+                for short in shortages
+            ]
+        )
         return CheckResult(verdict=verdict_for(findings), findings=findings)
 
     @activity.defn

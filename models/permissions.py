@@ -30,6 +30,8 @@ class Permission(StrEnum):
     INSTITUTION_MANAGE = "institution.manage"
     FEEDBACK_MANAGE = "feedback.manage"
     STATISTICS_READ = "statistics.read"
+    CATALOG_MAINTAIN = "catalog.maintain"
+    CATALOG_APPROVE = "catalog.approve"
 
 
 PERMISSION_NAMES: dict[Permission, str] = {
@@ -51,6 +53,8 @@ PERMISSION_NAMES: dict[Permission, str] = {
     Permission.INSTITUTION_MANAGE: "医疗机构监管平台登记",
     Permission.FEEDBACK_MANAGE: "处理服务评价与投诉",
     Permission.STATISTICS_READ: "查看统计分析",
+    Permission.CATALOG_MAINTAIN: "维护药品目录（提交变更）",
+    Permission.CATALOG_APPROVE: "审核发布药品目录变更",
 }
 
 
@@ -81,7 +85,8 @@ ROLE_DEFAULTS: dict[Role, frozenset[Permission]] = {
     Role.DOCTOR: frozenset(
         {Permission.PATIENT_READ, Permission.RECORD_READ, Permission.RECORD_WRITE, Permission.RX_PRESCRIBE}
     ),
-    Role.PHARMACIST: frozenset({Permission.RX_REVIEW}),
+    # The pharmacy team maintains the catalogue; approving changes is granted to senior pharmacists one by one.
+    Role.PHARMACIST: frozenset({Permission.RX_REVIEW, Permission.CATALOG_MAINTAIN}),
     Role.ADMIN: frozenset(
         {
             Permission.SCHEDULE_MANAGE,

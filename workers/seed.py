@@ -36,7 +36,7 @@ from core.db import transaction
 from core.passwords import hash_password
 from core.settings import Settings
 from models.common import Role
-from models.permissions import FinanceLevel
+from models.permissions import FinanceLevel, Permission
 from models.revisit import OfflineDiagnosis
 from models.tables import (
     Department,
@@ -50,6 +50,7 @@ from models.tables import (
     Schedule,
     Slot,
     User,
+    UserPermission,
 )
 
 log = logging.getLogger("seed")
@@ -407,6 +408,17 @@ async def seed_demo(
         summary.users = await _seed_users(session)
         # The demo's finance account resolves differences and writes off bad debts (new finance staff are clerks).
         await apply_finance_level(session, "u-demo-finance", FinanceLevel.SUPERVISOR, None, "演示财务主管")
+        # The demo's second pharmacist is the senior one who approves catalogue changes (8.6.2.3).
+        await session.execute(
+            insert(UserPermission)
+            .values(
+                user_id="u-demo-pharmacist2",
+                permission=Permission.CATALOG_APPROVE.value,
+                granted=True,
+                reason="演示高级药师：审核发布药品目录变更",
+            )
+            .on_conflict_do_nothing()
+        )
         await _upsert(
             session,
             Doctor,

@@ -24,6 +24,7 @@ import workflows
 from activities.adapters.registry import Adapters, load_adapters
 from activities.aftercare import AftercareActivities
 from activities.billing import BillingActivities
+from activities.catalog import CatalogActivities
 from activities.complaints import ComplaintActivities
 from activities.consultations import ConsultationActivities
 from activities.duty import DutyActivities
@@ -63,6 +64,7 @@ from workers.interceptors import LogContextInterceptor
 from workers.schedules import apply_schedules
 from workflows.adverse_reaction import AdverseReactionWorkflow
 from workflows.bill import BillWorkflow
+from workflows.catalog import CatalogChangeWorkflow
 from workflows.complaint import ComplaintWorkflow
 from workflows.duty import PharmacistDutyCheckWorkflow
 from workflows.evaluation import EvaluationFollowUpWorkflow
@@ -87,6 +89,7 @@ from workflows.visit import VisitWorkflow
 WORKFLOWS: Sequence[type] = (
     AdverseReactionWorkflow,
     BillWorkflow,
+    CatalogChangeWorkflow,
     ComplaintWorkflow,
     DailyReconciliationWorkflow,
     DailySupervisionUploadWorkflow,
@@ -134,6 +137,7 @@ def build_activities(
     complaints = ComplaintActivities(sessions)
     exams = ExamActivities(sessions)
     evaluations = EvaluationActivities(sessions)
+    catalog = CatalogActivities(sessions)
     visits = VisitActivities(sessions, cipher, adapters.his)
     ledger = EvidenceLedger(sessions)
     evidence = LedgerActivities(ledger, load_signing_key(settings), adapters.tsa, adapters.ledger_anchor, sessions)
@@ -193,6 +197,8 @@ def build_activities(
             complaints.record_escalation,
             complaints.record_response,
             evaluations.record_handling,
+            catalog.publish_change,
+            catalog.reject_change,
             exams.record_exam_order,
             exams.book_exam_day,
             exams.release_exam_days,

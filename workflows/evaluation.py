@@ -29,6 +29,8 @@ class EvaluationFollowUpWorkflow:
         self._run = run
         self._state = EvaluationFollowUpState()
         self._notices = Notices()
+        # Set once a handling is being recorded, so a second one arriving meanwhile is refused, not recorded too.
+        self._handling = False
 
     @workflow.run
     async def run(self, run: EvaluationFollowUpInput) -> EvaluationFollowUpState:
@@ -64,13 +66,14 @@ class EvaluationFollowUpWorkflow:
 
     @workflow.update
     async def handle(self, handling: HandleEvaluation) -> EvaluationFollowUpState:
+        self._handling = True
         await db(EvaluationActivities.record_handling, self._run.evaluation_id, handling)
         self._state.handled, self._state.handled_by, self._state.note = True, handling.handled_by, handling.note
         return self._state
 
     @handle.validator
     def _check_handle(self, handling: HandleEvaluation) -> None:
-        if self._state.handled:
+        if self._handling:
             raise ApplicationError("该评价已处理", type="EVALUATION_HANDLED", non_retryable=True)
 
     @workflow.query

@@ -6,7 +6,7 @@ Importing this package registers every table on `SQLModel.metadata` (Alembic rea
 from models.tables.aftercare import AdverseReactionReport
 from models.tables.audit import AuditEvent
 from models.tables.billing import Bill, Refund, RefundNegotiation
-from models.tables.catalogue import Department, Disease, Herb
+from models.tables.catalogue import CatalogChange, Department, Disease, Herb
 from models.tables.clinical import MedicalRecord, MedicalRecordAddendum, Prescription, Visit
 from models.tables.conduct import BookingBlock, NoShow
 from models.tables.consult import ConsultCall, ConsultMedia, ConsultMessage, ConsultRead
@@ -44,6 +44,7 @@ __all__ = [
     "AuditEvent",
     "Bill",
     "BookingBlock",
+    "CatalogChange",
     "ChannelStatement",
     "ChannelStatementLine",
     "Complaint",

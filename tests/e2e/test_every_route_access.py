@@ -182,6 +182,8 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/visits/{visit_id}/evaluation": {"doctor_rating": 1, "department_rating": 1, "hospital_rating": 1},
     "PUT /api/v1/admin/evaluations/{evaluation_id}/visibility": {"visibility": "hidden", "reason": "x"},
     "POST /api/v1/admin/evaluations/{evaluation_id}/handling": {"note": "x"},
+    "POST /api/v1/catalog/changes": {"kind": "disable", "herb_name": "党参", "reason": "x"},
+    "POST /api/v1/catalog/changes/{change_id}/decision": {"approve": True},
     "PUT /api/v1/admin/institutions/{institution_id}": {
         "code": "PDY0001",
         "name": "走查医院",

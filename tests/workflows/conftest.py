@@ -9,7 +9,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import pytest_asyncio
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from core.binaries import find_executable
@@ -62,3 +63,10 @@ async def skipping(settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+def refusal_type(failure: WorkflowUpdateFailedError) -> str | None:
+    """The stable code of an Update a validator or handler refused."""
+    cause = failure.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.type

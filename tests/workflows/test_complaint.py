@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from core.settings import Settings
@@ -17,6 +16,7 @@ from models.common import HOSPITAL_TZ
 from models.complaint import ComplaintInput, ComplaintResponse, ComplaintState, ComplaintStatus
 from models.notify import FEEDBACK_HANDLERS, Notice
 from tests.workflows.complaint_fakes import ComplaintWorld
+from tests.workflows.conftest import refusal_type
 from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
 
 DAY = timedelta(days=1)
@@ -48,12 +48,6 @@ async def sent(world: ComplaintWorld, count: int) -> list[Notice]:
             return list(world.notices)
         await asyncio.sleep(0.05)
     raise AssertionError(f"{count} notices expected, got {world.notices}")
-
-
-def refusal_type(failure: WorkflowUpdateFailedError) -> str | None:
-    cause = failure.cause
-    assert isinstance(cause, ApplicationError)
-    return cause.type
 
 
 async def test_the_admins_hear_of_it_and_the_answer_reaches_the_patient(

@@ -9,7 +9,6 @@ from datetime import date, timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from core.settings import Settings
@@ -25,6 +24,7 @@ from models.onboarding import (
     StaffRole,
 )
 from tests.workflows.account_fakes import OnboardingWorld
+from tests.workflows.conftest import refusal_type
 from workflows.onboarding import OnboardingWorkflow, onboarding_workflow_id
 
 
@@ -49,12 +49,6 @@ async def awaiting_review(handle: WorkflowHandle) -> OnboardingState:
             return state
         await asyncio.sleep(0.05)
     raise AssertionError("the checks never finished")
-
-
-def refusal_type(failure: WorkflowUpdateFailedError) -> str | None:
-    cause = failure.cause
-    assert isinstance(cause, ApplicationError)
-    return cause.type
 
 
 async def test_doctor_passing_the_checks_waits_for_the_admin_and_is_approved(client: Client, uid: str) -> None:
