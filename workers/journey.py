@@ -66,6 +66,10 @@ class JourneyError(RuntimeError):
     pass
 
 
+class Unavailable(JourneyError):
+    """A 503: the platform asks to be asked again shortly (Retry-After)."""
+
+
 @dataclass
 class Step:
     at_s: float
@@ -120,14 +124,20 @@ class Journey:
     @staticmethod
     def _expect(answer: httpx.Response, expected: int | tuple[int, ...], what: str) -> None:
         if answer.status_code not in (expected if isinstance(expected, tuple) else (expected,)):
+            if answer.status_code == 503:
+                raise Unavailable(f"{what}: 503: {answer.text[:500]}")
             raise JourneyError(f"{what}: expected {expected}, got {answer.status_code}: {answer.text[:500]}")
 
     async def until(self, what: str, probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool]) -> Any:
         deadline = time.monotonic() + self.wait_s
         while True:
-            value = await probe()
-            if done(value):
-                return value
+            try:
+                value = await probe()
+            except Unavailable as busy:  # asked to come back: that is what polling does anyway
+                value = busy
+            else:
+                if done(value):
+                    return value
             if time.monotonic() > deadline:
                 raise JourneyError(f"timed out waiting for: {what} (last: {value})")
             await asyncio.sleep(self.poll_s)

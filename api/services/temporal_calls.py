@@ -1,7 +1,9 @@
 """Talking to workflows from a request: updates, queries and signals with their failures turned into problems.
 
 A validator or handler refusal arrives as an `ApplicationError` whose `type` is our stable code; it becomes a 409
-(403 for FORBIDDEN) with the workflow's zh-CN message. A workflow that does not exist is a 404.
+(403 for FORBIDDEN) with the workflow's zh-CN message. A workflow that does not exist is a 404. A query the worker
+could not answer just now (the flow's task failing for a moment, e.g. while a restarted worker replays it) is a 503
+with `Retry-After`: the flow itself is intact and answers again shortly.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Problem
+from api.resilience import unavailable
 
 T = TypeVar("T")
 
@@ -35,6 +38,8 @@ async def workflow_call(call: Awaitable[T], *, missing: str = "记录不存在")
         if isinstance(cause, ApplicationError):
             raise refusal_problem(cause) from failure
         raise
+    except WorkflowQueryFailedError as failure:
+        raise unavailable(1) from failure
     except RPCError as failure:
         if failure.status is RPCStatusCode.NOT_FOUND:
             raise Problem(404, "NOT_FOUND", "未找到", missing) from failure
