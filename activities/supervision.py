@@ -8,7 +8,7 @@ never sends a batch twice.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -20,7 +20,7 @@ from temporalio import activity
 from activities.adapters.supervision import SupervisionPlatform
 from activities.errors import refusals_are_final
 from core.crypto.sm import FieldCipher, sm3_hex
-from models.common import HOSPITAL_TZ
+from models.common import HOSPITAL_TZ, hospital_days
 from models.signature import canonical_json
 from models.supervision import BatchResult, SupervisionKind, SupervisionRecord, UploadBatch, UploadTotals
 from models.tables import SupervisionRecordState
@@ -82,12 +82,6 @@ _RECORD_FIELDS = (
     "western_diagnosis_code",
     "treatment_principle",
 )
-
-
-def day_window(day: date) -> tuple[datetime, datetime]:
-    """The Beijing day as a UTC interval [start, end)."""
-    start = datetime.combine(day, time(), HOSPITAL_TZ).astimezone(UTC)
-    return start, start + timedelta(days=1)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -180,7 +174,7 @@ class SupervisionActivities:
 
     async def records(self, batch: UploadBatch) -> list[SupervisionRecord]:
         """The day's records of the batch's kind after `after`, in id order, as the platform receives them."""
-        start, end = day_window(batch.day)
+        start, end = hospital_days(batch.day, batch.day)
         statement = _REVISITS if batch.kind is SupervisionKind.REVISIT else _PRESCRIPTIONS
         build = self._revisit if batch.kind is SupervisionKind.REVISIT else self._prescription
         async with self._sessions() as session:

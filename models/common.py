@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated
 
@@ -11,6 +11,13 @@ from pydantic import Field
 # The hospital's clock. China keeps no daylight saving, so a fixed offset is exact, and workflows may use it without
 # a tz database.
 HOSPITAL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def hospital_days(first: date, last: date) -> tuple[datetime, datetime]:
+    """The hospital's calendar days `first`..`last` as a UTC interval [start, end)."""
+    start = datetime.combine(first, time(), HOSPITAL_TZ).astimezone(UTC)
+    return start, datetime.combine(last + timedelta(days=1), time(), HOSPITAL_TZ).astimezone(UTC)
+
 
 # Money is integer fen (分), never float.
 Fen = Annotated[int, Field(ge=0, description="amount in fen (分), CNY")]

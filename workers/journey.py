@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from models.supervision import KIND_NAMES
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PASSWORD = "Qihuang#2026"
 
@@ -368,7 +370,7 @@ class Journey:
         for record_id in (self.ids["visit"].removeprefix("visit-"), self.ids["prescription"].removeprefix("rx-")):
             page = await self.call("GET", "/admin/supervision/records", self.admin, params={"record_id": record_id})
             answers.update({item["record_id"]: item for item in page["items"]})
-        for kind, name in (("revisit", "在线复诊记录"), ("prescription", "电子处方及流转信息")):
+        for kind, name in KIND_NAMES.items():
             mine = [a for a in answers.values() if a["kind"] == kind]
             if not mine:
                 raise JourneyError(f"the {kind} record was not uploaded")

@@ -6,12 +6,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from api.hospital_time import hospital_day
+from api.queries.listing import count_rows
 from models.tables import Department, Disease, Doctor, Schedule, ScheduleChange, Slot
 
 
@@ -115,7 +116,7 @@ async def list_doctors(
     slot_conditions = filters.slot_conditions(now)
     if slot_conditions:
         query = query.where(exists().where(*slot_conditions))
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    total = await count_rows(session, query)
     rows = await session.execute(query.order_by(col(Doctor.name), col(Doctor.id)).limit(limit).offset(offset))
     return [(doctor, department_name) for doctor, department_name in rows], total
 
@@ -175,7 +176,7 @@ async def list_notices(
         query = query.where(col(Doctor.department_id) == department_id)
     if doctor_id is not None:
         query = query.where(or_(col(Schedule.doctor_id) == doctor_id, col(substitute.id) == doctor_id))
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    total = await count_rows(session, query)
     rows = await session.execute(
         query.order_by(col(Schedule.starts_at), col(ScheduleChange.created_at), col(ScheduleChange.id))
         .limit(limit)

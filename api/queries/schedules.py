@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from api.queries.listing import count_rows
 from api.schemas.schedules import AdminSlotOut, ScheduleDetail, ScheduleOut, SlotCounts
 from models.tables import Doctor, Schedule, Slot
 
@@ -91,7 +92,7 @@ async def list_schedules(
 ) -> tuple[list[ScheduleOut], int]:
     """One page in calendar order, and how many match in all."""
     query = _rows(now).where(*filters.conditions())
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    total = await count_rows(session, query)
     rows = await session.execute(
         query.order_by(col(Schedule.starts_at), col(Schedule.doctor_id)).limit(limit).offset(offset)
     )

@@ -5,29 +5,26 @@ own; each run is a `SupervisionUpload` flow (`supervise-{kind}-{yyyymmdd}`) in t
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from api.auth import Actor
 from api.deps import ContextDep, SessionDep
-from api.errors import Problem, problem_responses
+from api.errors import problem_responses
 from api.idempotency import idempotent
 from api.permissions import require_permission
-from api.schemas.common import Limit, Offset, Page
+from api.schemas.common import Limit, Offset, Page, PeriodDep
 from api.schemas.supervision import SupervisionDayOut, SupervisionRecordOut, UploadIn, UploadOut, UploadRunOut
 from api.services import supervision
 from api.services.audit import audit
-from models.common import HOSPITAL_TZ
 from models.permissions import Permission
 from models.supervision import SupervisionKind
 
 router = APIRouter(prefix="/admin/supervision", tags=["supervision"])
 
 ManagerDep = Annotated[Actor, Depends(require_permission(Permission.INSTITUTION_MANAGE))]
-# The longest span one listing of days covers.
-MAX_DAYS = 366
 
 
 @router.get(
@@ -36,19 +33,10 @@ MAX_DAYS = 366
     responses=problem_responses(401, 403, 422),
     summary="监管数据上传：按日汇总",
 )
-async def list_days(
-    actor: ManagerDep,
-    session: SessionDep,
-    since: Annotated[date | None, Query(description="起始日期（含），默认 30 天前")] = None,
-    until: Annotated[date | None, Query(description="截止日期（含），默认今天")] = None,
-) -> list[SupervisionDayOut]:
+async def list_days(actor: ManagerDep, session: SessionDep, period: PeriodDep) -> list[SupervisionDayOut]:
     """Per Beijing day and kind: records the platform accepted and rejected (each record counted on the day that last
     sent it). 422 `INVALID_PERIOD` for a period that ends before it starts or spans more than a year."""
-    last = until or datetime.now(HOSPITAL_TZ).date()
-    first = since or last - timedelta(days=30)
-    if first > last or (last - first).days >= MAX_DAYS:
-        raise Problem(422, "INVALID_PERIOD", "日期范围无效", f"截止日期不能早于起始日期，且范围不超过 {MAX_DAYS} 天。")
-    return await supervision.days(session, first, last)
+    return await supervision.days(session, period.first, period.last)
 
 
 @router.get(

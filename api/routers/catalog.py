@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlmodel import col
 
 from api.auth import Actor, require_roles
@@ -16,9 +16,11 @@ from api.deps import ContextDep, SessionDep
 from api.errors import Problem, problem_responses
 from api.idempotency import idempotent
 from api.permissions import role_with_permission
+from api.queries.listing import count_rows
 from api.schemas.catalog import ChangeIn, ChangeOut, DecisionIn, HerbOut
 from api.schemas.common import Limit, Offset, Page
 from api.services import catalog
+from api.services.access import not_found
 from api.services.audit import audit
 from api.services.temporal_calls import workflow_call
 from models.catalog import CatalogDecision, ChangeStatus
@@ -57,7 +59,7 @@ async def list_herbs(
                 col(Herb.code) == q,
             )
         )
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    total = await count_rows(session, query)
     rows = await session.scalars(query.order_by(col(Herb.name)).limit(limit).offset(offset))
     return Page(items=[HerbOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset)
 
@@ -118,7 +120,7 @@ async def list_changes(
         query = query.where(col(CatalogChange.status) == status)
     if herb_name is not None:
         query = query.where(col(CatalogChange.herb_name) == herb_name)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    total = await count_rows(session, query)
     created = col(CatalogChange.created_at)
     ordered = query.order_by(created.asc() if order == "oldest" else created.desc(), col(CatalogChange.id))
     rows = await session.scalars(ordered.limit(limit).offset(offset))
@@ -138,7 +140,7 @@ async def decide_change(
     `CATALOG_CONFLICT` when the catalogue moved meanwhile (the change then waits for a rejection)."""
     row = await session.get(CatalogChange, change_id)
     if row is None:
-        raise Problem(404, "NOT_FOUND", "未找到", "药品目录变更不存在")
+        raise not_found("药品目录变更")
     if row.status != ChangeStatus.PENDING:
         raise Problem(409, "CHANGE_DECIDED", "该变更已审核", "该变更已审核。", current_status=row.status)
     handle = ctx.temporal.get_workflow_handle(catalog_workflow_id(change_id))

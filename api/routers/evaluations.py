@@ -16,6 +16,7 @@ from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import Problem, problem_responses
 from api.idempotency import idempotent
 from api.permissions import require_permission
+from api.queries.listing import count_rows
 from api.schemas.common import Limit, Offset, Page
 from api.schemas.evaluations import (
     DoctorEvaluationsOut,
@@ -26,7 +27,7 @@ from api.schemas.evaluations import (
     VisibilityIn,
 )
 from api.services import evaluations
-from api.services.access import visible_visit
+from api.services.access import not_found, visible_visit
 from api.services.audit import audit
 from api.services.temporal_calls import workflow_call
 from models.common import Role
@@ -107,7 +108,7 @@ async def doctor_evaluations(
     """Public: the doctor's public evaluations (never who wrote them), newest first, and their average ratings."""
     doctor = await session.get(Doctor, doctor_id)
     if doctor is None or not doctor.active:
-        raise Problem(404, "NOT_FOUND", "未找到", "医生不存在")
+        raise not_found("医生")
     summary, total, rows = await evaluations.public_of_doctor(session, doctor_id, limit, offset)
     return DoctorEvaluationsOut(
         doctor_id=doctor_id,
@@ -150,7 +151,7 @@ async def list_evaluations(
             col(Evaluation.doctor_rating), col(Evaluation.department_rating), col(Evaluation.hospital_rating)
         )
         query = query.where(lowest <= max_rating)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    total = await count_rows(session, query)
     created = col(Evaluation.created_at)
     ordered = query.order_by(created.asc() if order == "oldest" else created.desc(), col(Evaluation.id))
     rows = await session.scalars(ordered.limit(limit).offset(offset))

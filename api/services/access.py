@@ -14,7 +14,7 @@ from models.common import Role
 from models.tables import Bill, Prescription, Visit, VisitConsultant
 
 
-def _not_found(what: str) -> Problem:
+def not_found(what: str) -> Problem:
     return Problem(404, "NOT_FOUND", "未找到", f"{what}不存在")
 
 
@@ -39,7 +39,7 @@ async def visible_visit(session: AsyncSession, actor: Actor, visit_id: str) -> V
         or (actor.role is Role.PATIENT and visit.patient_id == actor.ref)
         or (actor.role is Role.DOCTOR and await treats(session, visit_id, actor.ref))
     ):
-        raise _not_found("挂号记录")
+        raise not_found("挂号记录")
     return visit
 
 
@@ -62,7 +62,7 @@ async def visible_prescription(session: AsyncSession, actor: Actor, prescription
         or (actor.role is Role.PATIENT and rx.patient_id == actor.ref)
         or (actor.role is Role.DOCTOR and (rx.doctor_id == actor.ref or await treats(session, rx.visit_id, actor.ref)))
     ):
-        raise _not_found("处方")
+        raise not_found("处方")
     return rx
 
 
@@ -71,5 +71,5 @@ async def visible_bill(session: AsyncSession, actor: Actor, bill_id: str) -> Bil
     if bill is None or not (
         actor.role in (Role.ADMIN, Role.FINANCE) or (actor.role is Role.PATIENT and bill.patient_id == actor.ref)
     ):
-        raise _not_found("订单")
+        raise not_found("订单")
     return bill

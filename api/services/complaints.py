@@ -19,6 +19,7 @@ from api.auth import Actor
 from api.errors import Problem
 from api.permissions import holds
 from api.schemas.complaints import ComplaintIn, ComplaintOut
+from api.services.access import not_found
 from api.services.temporal_calls import workflow_call
 from core.settings import Settings
 from models.common import Role
@@ -57,10 +58,6 @@ def view(row: Complaint) -> ComplaintOut:
         escalated_at=row.escalated_at,
         created_at=row.created_at,
     )
-
-
-def not_found(what: str) -> Problem:
-    return Problem(404, "NOT_FOUND", "未找到", f"{what}不存在")
 
 
 async def create(

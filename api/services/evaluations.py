@@ -14,19 +14,16 @@ from temporalio.client import Client
 
 from api.auth import Actor
 from api.errors import Problem
+from api.queries.listing import own_rows
 from api.schemas.evaluations import EvaluationIn, RatingSummary, VisibilityIn
+from api.services.access import not_found
 from core.settings import Settings
-from models.common import Role
 from models.evaluation import LOW_RATING, EvaluationFollowUpInput
 from models.tables import Doctor, Evaluation, Visit
 from workflows.evaluation import EvaluationFollowUpWorkflow, evaluation_workflow_id
 
 # Only a visit whose consult took place can be evaluated.
 _EVALUABLE = ("finished",)
-
-
-def _not_found() -> Problem:
-    return Problem(404, "NOT_FOUND", "未找到", "评价不存在")
 
 
 async def create(
@@ -94,17 +91,16 @@ async def create(
 async def of_visit(session: AsyncSession, visit_id: str) -> Evaluation:
     row = await session.scalar(select(Evaluation).where(col(Evaluation.visit_id) == visit_id))
     if row is None:
-        raise _not_found()
+        raise not_found("评价")
     return row
 
 
 async def mine(session: AsyncSession, actor: Actor) -> list[Evaluation]:
     """A patient's own evaluations, or those of a doctor's visits (hidden ones too), newest first."""
-    column = Evaluation.patient_id if actor.role is Role.PATIENT else Evaluation.doctor_id
-    rows = await session.scalars(
-        select(Evaluation).where(col(column) == actor.ref).order_by(col(Evaluation.created_at).desc())
-    )
-    return list(rows)
+    query = own_rows(select(Evaluation), actor, col(Evaluation.patient_id), col(Evaluation.doctor_id))
+    if query is None:
+        return []
+    return list(await session.scalars(query.order_by(col(Evaluation.created_at).desc())))
 
 
 async def public_of_doctor(
@@ -147,7 +143,7 @@ async def public_of_doctor(
 async def get(session: AsyncSession, evaluation_id: str, *, for_update: bool = False) -> Evaluation:
     row = await session.get(Evaluation, evaluation_id, with_for_update=for_update)
     if row is None:
-        raise _not_found()
+        raise not_found("评价")
     return row
 
 

@@ -8,7 +8,7 @@ when it was completed, a prescription by when it was created, an evaluation by w
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import text
@@ -27,7 +27,7 @@ from api.schemas.statistics import (
     Statistics,
     VisitStats,
 )
-from models.common import HOSPITAL_TZ
+from models.common import hospital_days
 
 _BOOKINGS = """
     SELECT v.stage, s.service_type, count(*) AS n, sum(v.fee_fen) AS fee_fen
@@ -94,12 +94,6 @@ _PATIENTS = """
 _FINISHED = "finished"
 
 
-def window(first: date, last: date) -> tuple[datetime, datetime]:
-    """Beijing days `first`..`last` as a UTC interval [start, end)."""
-    start = datetime.combine(first, time(), HOSPITAL_TZ).astimezone(UTC)
-    return start, datetime.combine(last + timedelta(days=1), time(), HOSPITAL_TZ).astimezone(UTC)
-
-
 async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
     return list((await session.execute(text(sql), params)).mappings())
 
@@ -109,7 +103,7 @@ def _float(value: Any) -> float | None:
 
 
 async def period(session: AsyncSession, first: date, last: date) -> Statistics:
-    start, end = window(first, last)
+    start, end = hospital_days(first, last)
     params: dict[str, Any] = {"start": start, "end": end, "first": first, "last": last}
 
     bookings = BookingStats()

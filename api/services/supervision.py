@@ -13,6 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Problem
+from api.queries.listing import count_rows
 from api.schemas.supervision import SupervisionDayOut, SupervisionRecordOut, UploadIn, UploadOut, UploadRunOut
 from models.common import HOSPITAL_TZ
 from models.supervision import SupervisionKind, SupervisionUploadInput, SupervisionUploadResult, UploadTotals
@@ -59,7 +60,7 @@ async def records(
     ):
         if value is not None:
             query = query.where(col(column) == value)
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    total = await count_rows(session, query)
     rows = await session.execute(
         query.order_by(case((col(_RECORD.status) == "rejected", 0), else_=1), col(_RECORD.kind), col(_RECORD.record_id))
         .limit(limit)

@@ -18,10 +18,10 @@ from sqlmodel import col
 from temporalio.testing import ActivityEnvironment
 
 from activities.adapters.supervision.sandbox import SandboxSupervision
-from activities.supervision import SupervisionActivities, day_window
+from activities.supervision import SupervisionActivities
 from core.crypto.sm import FieldCipher
 from models import idcard
-from models.common import HOSPITAL_TZ, Role
+from models.common import HOSPITAL_TZ, Role, hospital_days
 from models.prescription import PrescriptionDraft, RxItem
 from models.supervision import BatchResult, SupervisionKind, UploadBatch, UploadTotals
 from models.tables import (
@@ -144,7 +144,7 @@ async def _rows(sessions, kind: SupervisionKind, *ids: str) -> dict[str, Supervi
 
 
 def test_a_day_is_the_beijing_day() -> None:
-    start, end = day_window(date(2026, 11, 25))
+    start, end = hospital_days(date(2026, 11, 25), date(2026, 11, 25))
     assert (start, end) == (datetime(2026, 11, 24, 16, tzinfo=UTC), datetime(2026, 11, 25, 16, tzinfo=UTC))
 
 
